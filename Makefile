@@ -1,0 +1,12 @@
+# The two commands a new user runs; both create or reuse .venv (tools/setup_env.sh).
+PY := .venv/bin/python
+
+.PHONY: setup demo test
+setup:
+	bash tools/setup_env.sh
+
+demo: setup
+	$(PY) tools/analysis/param_table.py
+
+test: setup
+	$(PY) -m pytest tests

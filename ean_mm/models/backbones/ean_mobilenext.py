@@ -1,0 +1,28 @@
+"""MobileNeXt with EAN in every sandglass block (paper: Integration Strategy)."""
+from typing import Optional
+
+from mmengine.registry import MODELS
+
+from .mobilenext import MobileNeXt
+
+
+@MODELS.register_module()
+class EANMobileNeXt(MobileNeXt):
+    """MobileNeXt with EAN after the last convolution (depthwise 3x3 + BN) of each sandglass
+    block, before the shortcut add. State-dict keys: ``layerX.Y.ean.{gn.weight, gn.bias, alpha,
+    delta}``.
+
+    Args:
+        ean_groups: EAN group count ``G`` (paper: 8 for lightweight models). Must divide the
+            channels of every block; the error names the block that it does not.
+        ean_cfg: Further EAN arguments, e.g. ``dict(l2_reduction='mean')``.
+        **kwargs: Everything :class:`MobileNeXt` accepts except ``attention_cfg``.
+    """
+
+    def __init__(self, ean_groups: int = 8, ean_cfg: Optional[dict] = None, **kwargs) -> None:
+        if 'attention_cfg' in kwargs:
+            raise TypeError('EANMobileNeXt sets attention_cfg itself; use MobileNeXt '
+                            'with attention_cfg for another attention layer.')
+        self.ean_groups = ean_groups
+        super().__init__(
+            attention_cfg=dict(type='EAN', groups=ean_groups, **(ean_cfg or {})), **kwargs)

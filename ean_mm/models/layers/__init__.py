@@ -1,0 +1,3 @@
+from .ean import EAN
+
+__all__ = ['EAN']

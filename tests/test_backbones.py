@@ -1,0 +1,184 @@
+"""EAN backbones: registries, plugin equivalence, shapes, freezing and parameter counts."""
+import pytest
+import torch
+from mmdet.registry import MODELS as MMDET_MODELS
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+from torch.nn.modules.batchnorm import _BatchNorm
+
+import ean_mm  # noqa: F401
+from ean_mm.models import EAN, EANMobileNeXt, EANResNet, MobileNeXt
+
+EAN_PLUGIN = [dict(cfg=dict(type='EAN', groups=64), position='after_conv3')]
+REGISTRIES = pytest.mark.parametrize('registry', [MMDET_MODELS, MMPRETRAIN_MODELS],
+                                     ids=['mmdet', 'mmpretrain'])
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def randomize_(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.1 + (1.0 if p.dim() == 1 else 0.0))
+
+
+@REGISTRIES
+@pytest.mark.parametrize('cfg,cls', [
+    (dict(type='EANResNet', depth=50), EANResNet),
+    (dict(type='MobileNeXt'), MobileNeXt),
+    (dict(type='EANMobileNeXt'), EANMobileNeXt),
+])
+def test_builds_by_name(registry, cfg, cls):
+    assert isinstance(registry.build(cfg), cls)
+
+
+def test_plugin_resnet_equals_ean_resnet():
+    plugin = MMDET_MODELS.build(dict(type='ResNet', depth=50, plugins=EAN_PLUGIN))
+    ean = MMDET_MODELS.build(dict(type='EANResNet', depth=50))
+    assert list(plugin.state_dict()) == list(ean.state_dict())
+    assert 'layer4.2.ean.alpha' in ean.state_dict()
+    assert sum(isinstance(m, EAN) for m in ean.modules()) == 16
+    randomize_(plugin)
+    ean.load_state_dict(plugin.state_dict(), strict=True)
+    plugin.eval(), ean.eval()
+    x = torch.randn(2, 3, 64, 64)
+    for a, b in zip(plugin(x), ean(x)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_ean_sits_after_last_norm_before_residual_add():
+    net = EANResNet(depth=50, out_indices=(0, ))
+    block = net.layer1[0]
+    seen = {}
+    block.bn3.register_forward_hook(lambda m, i, o: seen.setdefault('bn3', o))
+    block.ean.register_forward_hook(lambda m, i, o: seen.setdefault('ean_in', i[0]))
+    net.eval()(torch.randn(1, 3, 32, 32))
+    assert seen['ean_in'] is seen['bn3']
+
+
+@pytest.mark.parametrize('depth,channels', [(18, (64, 128, 256, 512)),
+                                            (34, (64, 128, 256, 512)),
+                                            (50, (256, 512, 1024, 2048)),
+                                            (101, (256, 512, 1024, 2048))])
+def test_resnet_shapes_and_strides(depth, channels):
+    net = EANResNet(depth=depth, out_indices=(0, 1, 2, 3)).eval()
+    outs = net(torch.randn(1, 3, 64, 96))
+    assert [o.shape[1] for o in outs] == list(channels)
+    assert [(64 // o.shape[2], 96 // o.shape[3]) for o in outs] == [(s, s) for s in (4, 8, 16, 32)]
+
+
+def test_resnet18_ean_in_basic_blocks_and_zero_init():
+    net = EANResNet(depth=18, ean_groups=32)
+    assert sum(isinstance(m, EAN) for m in net.modules()) == 8
+    assert 'layer1.0.ean.gn.weight' in net.state_dict()
+    net.init_weights()
+    assert all(torch.count_nonzero(getattr(net, f'layer{i}')[j].bn2.weight) == 0
+               for i in range(1, 5) for j in range(2))
+    out = net.eval()(torch.randn(1, 3, 32, 32))
+    assert out[-1].shape == (1, 512, 1, 1)
+
+
+def test_resnet_groups_error_names_stage():
+    with pytest.raises(ValueError, match=r'ean_groups=48.*256.*layer1'):
+        EANResNet(depth=50, ean_groups=48)
+
+
+@pytest.mark.parametrize('widen,channels', [(1.0, (96, 144, 192, 288, 384, 576, 960, 1280)),
+                                            (0.5, (48, 72, 96, 144, 192, 288, 480, 640))])
+def test_mobilenext_shapes_and_strides(widen, channels):
+    net = MobileNeXt(widen_factor=widen, out_indices=range(8)).eval()
+    outs = net(torch.randn(1, 3, 64, 64))
+    assert tuple(o.shape[1] for o in outs) == channels
+    assert [64 // o.shape[2] for o in outs] == [4, 4, 8, 16, 16, 32, 32, 32]
+
+
+def test_mobilenext_block_structure_and_shortcuts():
+    net = EANMobileNeXt()
+    blocks = [b for i in range(1, 9) for b in getattr(net, f'layer{i}')]
+    assert len(blocks) == 1 + 1 + 3 + 3 + 4 + 4 + 3 + 1
+    first = blocks[0]
+    convs = [m.conv for m in first.conv]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.groups) for c in convs] == [
+        (32, 32, (3, 3), (1, 1), 32), (32, 16, (1, 1), (1, 1), 1),
+        (16, 96, (1, 1), (1, 1), 1), (96, 96, (3, 3), (2, 2), 96)]
+    assert [m.with_activation for m in first.conv] == [True, False, True, False]
+    assert isinstance(first.ean, EAN) and first.ean.groups == 8
+    shortcuts = [b.use_shortcut for b in blocks]
+    assert shortcuts == [False, False, False, True, True, False, True, True,
+                         False, True, True, True, False, True, True, True,
+                         False, True, True, False]
+
+
+def test_mobilenext_ean_before_shortcut_add():
+    block = EANMobileNeXt().layer3[1]  # stride 1, 192 -> 192: has the shortcut
+    with torch.no_grad():
+        block.ean.delta.fill_(-30.0)  # attention ~ 0: the block reduces to its shortcut
+    x = torch.randn(1, 192, 8, 8)
+    torch.testing.assert_close(block.eval()(x), x, atol=1e-6, rtol=0)
+
+
+def test_mobilenext_groups_error_names_block():
+    with pytest.raises(ValueError, match=r'block layer1\.0 \(96 output channels\).*groups=64'):
+        EANMobileNeXt(ean_groups=64)
+    with pytest.raises(ValueError, match=r'block layer2\.0 \(72 output channels\).*groups=16'):
+        EANMobileNeXt(ean_groups=16, widen_factor=0.5)
+
+
+@pytest.mark.parametrize('cfg', [dict(type='EANResNet', depth=50),
+                                 dict(type='EANMobileNeXt')])
+def test_frozen_stages_and_norm_eval(cfg):
+    net = MMDET_MODELS.build(dict(cfg, frozen_stages=2, norm_eval=True))
+    net.train()
+    stem = [net.conv1] if isinstance(net, MobileNeXt) else [net.conv1, net.norm1]
+    for module in stem + [net.layer1, net.layer2]:
+        assert all(not p.requires_grad for p in module.parameters())
+    for module in [net.layer1, net.layer2]:  # frozen stages run in eval mode, EAN included
+        assert all(not m.training for m in module.modules())
+    assert all(p.requires_grad for p in net.layer3.parameters())
+    assert all(not m.training for m in net.modules() if isinstance(m, _BatchNorm))
+    assert all(m.training for m in net.layer3.modules() if isinstance(m, EAN))
+
+    trainable = MMDET_MODELS.build(dict(cfg, frozen_stages=-1, norm_eval=False)).train()
+    assert all(p.requires_grad for p in trainable.parameters())
+    assert all(m.training for m in trainable.modules())
+
+
+@pytest.mark.parametrize('cfg', [dict(type='EANResNet', depth=50, with_cp=True),
+                                 dict(type='EANMobileNeXt', with_cp=True)])
+def test_with_cp_matches_plain(cfg):
+    net_cp = MMDET_MODELS.build(cfg).train()
+    net = MMDET_MODELS.build(dict(cfg, with_cp=False)).train()
+    net.load_state_dict(net_cp.state_dict())
+    x = torch.randn(2, 3, 64, 64, requires_grad=True)
+    out_cp, out = net_cp(x)[-1], net(x)[-1]
+    torch.testing.assert_close(out_cp, out)
+    out_cp.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def classifier(backbone: dict, in_channels: int) -> torch.nn.Module:
+    init_default_scope('mmpretrain')
+    return MMPRETRAIN_MODELS.build(dict(
+        type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels)))
+
+
+def ean_extra_params(channels_per_block, groups):
+    return sum(4 * c // groups for c in channels_per_block)
+
+
+def test_parameter_counts_against_paper():
+    r50 = classifier(dict(type='ResNet', depth=50, out_indices=(3, )), 2048)
+    ean_r50 = classifier(dict(type='EANResNet', depth=50, out_indices=(3, )), 2048)
+    resnet_blocks = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
+    assert n_params(r50) == 25_557_032  # Table 3: ResNet-50 25.56M
+    assert n_params(ean_r50) == 25_557_032 + ean_extra_params(resnet_blocks, 64) == 25_557_976
+    assert round(n_params(ean_r50) / 1e6, 2) == 25.56  # Table 3: EAN-R50 25.56M
+
+    mx = classifier(dict(type='MobileNeXt', out_indices=(7, )), 1280)
+    ean_mx = classifier(dict(type='EANMobileNeXt', out_indices=(7, )), 1280)
+    mx_blocks = [96, 144] + [192] * 3 + [288] * 3 + [384] * 4 + [576] * 4 + [960] * 3 + [1280]
+    assert n_params(mx) == 3_305_720  # README explains the gap to Table 3's 3.54M
+    assert n_params(ean_mx) == n_params(mx) + ean_extra_params(mx_blocks, 8) == 3_310_560

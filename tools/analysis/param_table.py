@@ -1,0 +1,62 @@
+"""Print parameter counts of ean_mm models beside the numbers the EAN paper reports.
+
+    python tools/analysis/param_table.py [--format markdown|plain]
+
+Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head, 1000
+classes), as in the paper's Table 3.
+"""
+import argparse
+from typing import List, Optional, Tuple
+
+import torch
+from mmengine.registry import init_default_scope
+from mmpretrain.registry import MODELS
+
+import ean_mm  # noqa: F401  (registers the EAN components)
+
+# (name, backbone config, feature channels, paper's count in M or None, paper reference)
+CLASSIFIERS: List[Tuple[str, dict, int, Optional[float], str]] = [
+    ('ResNet-50', dict(type='ResNet', depth=50, out_indices=(3, )), 2048, 25.56, 'Table 3'),
+    ('EAN-ResNet-50', dict(type='EANResNet', depth=50, out_indices=(3, )), 2048, 25.56,
+     'Table 3'),
+    ('MobileNeXt', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
+    ('EAN-MobileNeXt', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
+]
+
+
+def count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def classifier_rows() -> List[Tuple[str, int, Optional[float], str]]:
+    init_default_scope('mmpretrain')
+    rows = []
+    for name, backbone, channels, paper, ref in CLASSIFIERS:
+        model = MODELS.build(dict(
+            type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
+            head=dict(type='LinearClsHead', num_classes=1000, in_channels=channels)))
+        rows.append((name, count(model), paper, ref))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--format', choices=['markdown', 'plain'], default='markdown')
+    args = parser.parse_args()
+    header = ('model (ImageNet classifier)', 'params', 'params (M)', 'paper (M)', 'source')
+    lines = [header]
+    for name, n, paper, ref in classifier_rows():
+        lines.append((name, f'{n:,}', f'{n / 1e6:.2f}', f'{paper:.2f}' if paper else '-', ref))
+    if args.format == 'markdown':
+        print('| ' + ' | '.join(header) + ' |')
+        print('|' + '---|' * len(header))
+        for row in lines[1:]:
+            print('| ' + ' | '.join(row) + ' |')
+    else:
+        widths = [max(len(r[i]) for r in lines) for i in range(len(header))]
+        for row in lines:
+            print('  '.join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Create or reuse the virtual environment at <repo>/.venv and install ean_mm's pinned stack.
+#
+# Idempotent: every step checks first and skips what is already installed, so a second run
+# takes seconds. A failed step stops the script with a message naming the step.
+#
+#   torch 2.13.0 + torchvision 0.28.0   (kept if the base Python already has a working pair)
+#   mmengine 0.10.7, mmcv 2.1.0 (with compiled ops), mmdet 3.3.0, mmpretrain 1.2.0, pytest
+#
+# Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
+# folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+BASE_PYTHON="${PYTHON:-python3}"
+
+TORCH_PIN="torch===2.13.0"          # '===': the plain CUDA-enabled build, never a '+cpu' local wheel
+TORCHVISION_PIN="torchvision==0.28.0"
+MMCV_VERSION="2.1.0"
+PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0" "pytest")
+
+log() { printf '[setup_env] %s\n' "$*"; }
+current_step="start"
+trap 'rc=$?; if [ $rc -ne 0 ]; then printf "[setup_env] FAILED at step: %s (exit %d). Fix the error above and run again.\n" "$current_step" "$rc" >&2; fi' EXIT
+step() { current_step="$1"; log "$1"; }
+
+pip_install() { "$PY" -m pip install --disable-pip-version-check "$@"; }
+have() { "$PY" - "$@" <<'PYEOF'
+# exit 0 when every 'name==version' (or bare name) argument is installed as pinned
+import sys
+from importlib.metadata import version, PackageNotFoundError
+for spec in sys.argv[1:]:
+    name, _, want = spec.replace('===', '==').partition('==')
+    try:
+        got = version(name)
+    except PackageNotFoundError:
+        sys.exit(1)
+    if want and got.split('+')[0] != want:
+        sys.exit(1)
+PYEOF
+}
+
+step "create virtual environment at .venv"
+if [ ! -x "$PY" ]; then
+    # A base Python that already runs torch + torchvision lends them to the venv.
+    if "$BASE_PYTHON" -c "import torch, torchvision" >/dev/null 2>&1; then
+        log "base Python has a working torch + torchvision: the venv will see them"
+        "$BASE_PYTHON" -m venv --system-site-packages "$VENV"
+    else
+        "$BASE_PYTHON" -m venv "$VENV"
+    fi
+fi
+
+step "install torch 2.13.0 + torchvision 0.28.0"
+if "$PY" -c "import torch, torchvision" >/dev/null 2>&1; then
+    log "working torch $("$PY" -c 'import torch; print(torch.__version__)') + torchvision already present: kept"
+else
+    pip_install "$TORCH_PIN" "$TORCHVISION_PIN"
+    "$PY" -c "import torch, torchvision" || { echo "torchvision does not import with this torch" >&2; exit 1; }
+fi
+
+step "install build tools for mmcv (setuptools<81, wheel)"
+"$PY" - <<'PYEOF' || pip_install "setuptools<81" wheel
+import sys
+from importlib.metadata import version
+major = int(version('setuptools').split('.')[0]); version('wheel')
+sys.exit(0 if major < 81 else 1)
+PYEOF
+
+step "install mmengine, mmdet, mmpretrain, pytest"
+have "${PINS[@]}" || pip_install "${PINS[@]}"
+
+step "install mmcv $MMCV_VERSION with compiled ops"
+if ! (have "mmcv==$MMCV_VERSION" && "$PY" -c "import mmcv.ops" >/dev/null 2>&1); then
+    log "uses a wheel from PIP_FIND_LINKS when one matches, otherwise compiles (about 17 min on 2 cores)"
+    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+        pip_install --no-build-isolation "mmcv==$MMCV_VERSION"
+    "$PY" -c "from mmcv.ops import nms, roi_align" \
+        || { echo "mmcv $MMCV_VERSION installed without its compiled ops" >&2; exit 1; }
+fi
+
+step "install ean_mm (editable)"
+have ean_mm || pip_install --no-deps --no-build-isolation -e "$ROOT"
+
+step "check imports"
+"$PY" -c "import ean_mm, mmdet, mmpretrain, mmcv.ops; print('ean_mm', ean_mm.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__)"
+current_step="done"
+log "ready: $VENV"
