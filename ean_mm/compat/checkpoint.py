@@ -1,0 +1,138 @@
+"""Safe (``weights_only``) loading of MMEngine checkpoints under torch >= 2.6.
+
+Why this exists
+---------------
+Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: the checkpoint is unpickled by a
+restricted unpickler that only accepts tensors, containers and primitive types, plus the globals a
+program explicitly allow-lists with ``torch.serialization.add_safe_globals``. MMEngine 0.10.7 still
+calls ``torch.load(filename, map_location=...)`` without ``weights_only`` (in
+``mmengine.runner.checkpoint.load_from_local`` and friends, used by ``CheckpointLoader``,
+``_load_checkpoint``, ``load_checkpoint`` and ``Runner.load_checkpoint`` / ``Runner.resume``), but
+the checkpoints it writes hold more than tensors. So resuming a training run or testing from a
+checkpoint fails with ``UnpicklingError: Weights only load failed ... Unsupported global``.
+
+The fix here keeps the safe unpickler and allow-lists exactly what an MMEngine 0.10.7 ``Runner``
+checkpoint contains beyond torch's defaults. Inspecting checkpoints of real training runs
+(``IterBasedTrainLoop`` and ``EpochBasedTrainLoop``, with validation, ``save_best``, LR schedulers,
+``EMAHook``) with ``torch.serialization.get_unsafe_globals_in_checkpoint`` gives six globals, all in
+``checkpoint['message_hub']``:
+
+* ``mmengine.logging.history_buffer.HistoryBuffer``: the logged scalars (``log_scalars``).
+* ``numpy.ndarray``, ``numpy.dtype`` and ``numpy._core.multiarray._reconstruct`` (numpy 2;
+  ``numpy.core.multiarray._reconstruct`` when written with numpy 1): the ``HistoryBuffer`` arrays.
+* ``numpy._core.multiarray.scalar`` (``numpy.core...`` with numpy 1): numpy scalars in
+  ``runtime_info``, e.g. ``eta`` and a ``save_best`` metric's ``best_score``.
+* ``builtins.getattr``: ``HistoryBuffer`` pickles its statistics table, whose values are the
+  functions ``HistoryBuffer.min/max/current/mean``; pickle protocol 2 (torch's default) refers to
+  them as ``getattr(HistoryBuffer, 'min')``.
+
+Two further entries are needed that are no pickle globals, so the scan above does not list them:
+since numpy 1.20 every dtype instance has its own class (``numpy.dtypes.Float64DType``, ...), and
+the unpickler only restores state (``BUILD``) into instances of allow-listed classes. Only the
+fixed-size numeric and bool dtype classes are allowed (MMEngine writes ``float64`` and ``int64``;
+metric values may be other numeric types). Object, string, void and datetime dtypes stay
+rejected, so object arrays (which could smuggle arbitrary objects) cannot be loaded.
+
+``builtins.getattr`` is *not* allow-listed itself: that would let a checkpoint fetch any attribute
+of any allowed object (and ``HistoryBuffer.__setstate__`` copies the loaded table into the
+class-wide ``HistoryBuffer._statistics_methods``, which ``HistoryBuffer.statistics`` calls). The
+name is instead bound to :func:`_history_buffer_statistic`, which only returns
+``HistoryBuffer.min``, ``.max``, ``.current`` or ``.mean`` and raises ``UnpicklingError`` for
+anything else.
+
+Numpy's pickles name their reconstruction functions by the module path of the numpy that wrote
+them (``numpy.core.multiarray`` in numpy 1, ``numpy._core.multiarray`` in numpy 2), so both paths
+are registered and mapped to the functions of the installed numpy, found through the objects'
+own ``__reduce__`` (no import of the deprecated ``numpy.core``).
+
+Nothing else changes: ``weights_only`` is never switched off, ``torch.load`` is not patched, and a
+checkpoint holding any other class or function is still rejected.
+"""
+import pickle
+from typing import Callable, List, Tuple, Union
+
+import numpy as np
+import torch
+from mmengine.logging import HistoryBuffer
+
+__all__ = ['allow_mmengine_checkpoint_globals', 'mmengine_checkpoint_safe_globals']
+
+SafeGlobal = Union[Callable, Tuple[Callable, str]]
+
+#: The statistics methods ``HistoryBuffer._set_default_statistics`` puts into the table that
+#: ``HistoryBuffer.__getstate__`` pickles.
+_HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
+
+#: Numpy dtype codes whose dtype classes may be restored: bool, signed and unsigned integers,
+#: floating point and complex numbers (fixed-size numeric data, no Python objects).
+_NUMERIC_DTYPE_CODES = ('?', 'b', 'h', 'i', 'l', 'q', 'B', 'H', 'I', 'L', 'Q', 'e', 'f', 'd', 'g',
+                        'F', 'D', 'G')
+
+#: Where numpy 1 and numpy 2 put the functions numpy arrays and scalars pickle with.
+_NUMPY_MULTIARRAY_MODULES = ('numpy.core.multiarray', 'numpy._core.multiarray')
+
+
+def _history_buffer_statistic(obj: object, name: str) -> Callable:
+    """Stand-in for ``builtins.getattr`` during safe loading.
+
+    Resolves only ``getattr(HistoryBuffer, <default statistic>)``, the one use of ``getattr`` in
+    an MMEngine checkpoint; everything else is refused.
+    """
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(
+        f'getattr({obj!r}, {name!r}) is not allowed in a weights-only checkpoint load: only '
+        f'HistoryBuffer statistics {_HISTORY_BUFFER_STATISTICS} are (see ean_mm.compat).')
+
+
+def _numpy_dtype_classes() -> List[type]:
+    """The classes of numpy's numeric and bool dtypes (``numpy.dtype`` itself before 1.20)."""
+    classes = {type(np.dtype(code)) for code in _NUMERIC_DTYPE_CODES}
+    return sorted(classes, key=lambda cls: cls.__qualname__)
+
+
+def mmengine_checkpoint_safe_globals() -> List[SafeGlobal]:
+    """The entries :func:`allow_mmengine_checkpoint_globals` passes to ``add_safe_globals``.
+
+    Usable on its own with the scoped ``torch.serialization.safe_globals(...)`` context manager.
+    Entries are either a class, or a ``(object, 'module.qualname')`` pair binding the name found in
+    the pickle to an object of the installed numpy / to the restricted ``getattr``.
+    """
+    reconstruct = np.zeros(1).__reduce__()[0]  # multiarray._reconstruct
+    scalar = np.float64(0).__reduce__()[0]  # multiarray.scalar
+    entries: List[SafeGlobal] = [HistoryBuffer, np.ndarray, np.dtype]
+    for module in _NUMPY_MULTIARRAY_MODULES:
+        entries.append((reconstruct, f'{module}._reconstruct'))
+        entries.append((scalar, f'{module}.scalar'))
+    entries.extend(cls for cls in _numpy_dtype_classes() if cls is not np.dtype)
+    entries.append((_history_buffer_statistic, 'builtins.getattr'))
+    return entries
+
+
+def allow_mmengine_checkpoint_globals() -> List[str]:
+    """Allow-list what MMEngine checkpoints contain for torch's ``weights_only`` loading.
+
+    Makes ``Runner(resume=True)``, ``Runner(load_from=...)`` / ``Runner.test``,
+    ``mmengine.runner.load_checkpoint``, ``_load_checkpoint`` and ``CheckpointLoader`` work with
+    MMEngine 0.10.7 checkpoints under torch >= 2.6 while keeping the safe unpickler (see the module
+    docstring for the exact list and the reasons). Idempotent: torch keeps the allow-list in a
+    set, so calling it again adds nothing. A no-op on torch versions without
+    ``add_safe_globals`` (< 2.4), which never load with ``weights_only`` by default.
+
+    Returns:
+        list[str]: The full names that are allow-listed, as they appear in a pickle (empty on
+        torch < 2.4).
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:
+        return []
+    entries = mmengine_checkpoint_safe_globals()
+    add_safe_globals(entries)
+    return [_full_name(entry) for entry in entries]
+
+
+def _full_name(entry: SafeGlobal) -> str:
+    """The name under which torch's unpickler looks an allow-list entry up."""
+    if isinstance(entry, tuple):
+        return entry[1]
+    return f'{entry.__module__}.{entry.__qualname__}'

@@ -1,0 +1,3 @@
+from .ssd_head import CompatSSDHead
+
+__all__ = ['CompatSSDHead']
