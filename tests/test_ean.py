@@ -33,6 +33,9 @@ def ean_reference(x, gamma, beta, alpha, delta, groups, eps=1e-5, l2_eps=1e-5,
     return torch.cat(groups_out, dim=1)  # Aggregation
 
 
+IMPLEMENTATIONS = ['fused', 'reference']  # the default (fused) and the equation path
+
+
 def randomized(layer: EAN) -> EAN:
     with torch.no_grad():
         for p in layer.parameters():
@@ -42,8 +45,10 @@ def randomized(layer: EAN) -> EAN:
 
 @pytest.mark.parametrize('c,g', [(8, 1), (8, 2), (16, 4), (24, 8), (64, 64), (12, 3)])
 @pytest.mark.parametrize('l2_reduction', ['sum', 'mean'])
-def test_forward_and_gradients_match_reference(c, g, l2_reduction):
-    layer = randomized(EAN(c, groups=g, l2_reduction=l2_reduction)).double()
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_forward_and_gradients_match_reference(c, g, l2_reduction, impl):
+    layer = randomized(EAN(c, groups=g, l2_reduction=l2_reduction,
+                           implementation=impl)).double()
     x = (torch.randn(2, c, 5, 7, dtype=torch.float64) * 3 + 1).requires_grad_()
     y = layer(x)
     params = [layer.gn.weight, layer.gn.bias, layer.alpha, layer.delta]
@@ -59,11 +64,12 @@ def test_forward_and_gradients_match_reference(c, g, l2_reduction):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10, msg=name)
 
 
-def test_sum_is_paper_default_and_differs_from_mean():
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_sum_is_paper_default_and_differs_from_mean(impl):
     x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
-    layer = randomized(EAN(8, groups=2)).double()
+    layer = randomized(EAN(8, groups=2, implementation=impl)).double()
     assert layer.l2_reduction == 'sum'
-    mean_layer = EAN(8, groups=2, l2_reduction='mean').double()
+    mean_layer = EAN(8, groups=2, l2_reduction='mean', implementation=impl).double()
     mean_layer.load_state_dict(layer.state_dict())
     # omega differs by sqrt(C/G) = 2 (up to eps), so the outputs differ.
     ratio = mean_layer.l2_weights() / layer.l2_weights()
@@ -71,15 +77,17 @@ def test_sum_is_paper_default_and_differs_from_mean():
     assert not torch.allclose(layer(x), mean_layer(x))
 
 
-def test_fresh_layer_halves_input():
-    layer = EAN(32, groups=8)
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_fresh_layer_halves_input(impl):
+    layer = EAN(32, groups=8, implementation=impl)
     assert torch.equal(layer.alpha, torch.zeros(4)) and torch.equal(layer.delta, torch.zeros(4))
     x = torch.randn(3, 32, 6, 6)
     torch.testing.assert_close(layer(x), 0.5 * x)
 
 
-def test_checkpoint_format():
-    layer = EAN(256, groups=64)
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_checkpoint_format(impl):
+    layer = EAN(256, groups=64, implementation=impl)
     shapes = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
     assert shapes == {'gn.weight': (4,), 'gn.bias': (4,), 'alpha': (4,), 'delta': (4,)}
 
@@ -90,20 +98,28 @@ def test_groups_must_divide_channels(c, g):
         EAN(c, groups=g)
 
 
-def test_wrong_input_channels():
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_wrong_input_channels(impl):
     with pytest.raises(ValueError, match=r'\(N, 16, H, W\).*\(2, 8, 4, 4\)'):
-        EAN(16, groups=4)(torch.randn(2, 8, 4, 4))
+        EAN(16, groups=4, implementation=impl)(torch.randn(2, 8, 4, 4))
+    with pytest.raises(ValueError, match=r'\(N, 16, H, W\).*\(16, 4, 4\)'):
+        EAN(16, groups=4, implementation=impl)(torch.randn(16, 4, 4))
 
 
 def test_builds_by_name_in_both_registries():
     for registry in (MMDET_MODELS, MMPRETRAIN_MODELS):
         layer = registry.build(dict(type='EAN', in_channels=64, groups=8))
         assert isinstance(layer, EAN) and layer.groups == 8
+        assert layer.implementation == 'fused'  # the default
+        layer = registry.build(dict(type='EAN', in_channels=64, groups=8,
+                                    implementation='reference'))
+        assert layer.implementation == 'reference'
 
 
 @pytest.mark.parametrize('shape', [(1, 16, 1, 1), (1, 16, 9, 9), (4, 16, 3, 5)])
-def test_zero_variance_input_is_finite(shape):
-    layer = randomized(EAN(16, groups=4))
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_zero_variance_input_is_finite(shape, impl):
+    layer = randomized(EAN(16, groups=4, implementation=impl))
     for value in (0.0, 3.5, -1e4):
         x = torch.full(shape, value, requires_grad=True)
         y = layer(x)
@@ -114,8 +130,9 @@ def test_zero_variance_input_is_finite(shape):
 
 
 @pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
-def test_autocast_is_finite_and_close(dtype):
-    layer = randomized(EAN(32, groups=8))
+@pytest.mark.parametrize('impl', IMPLEMENTATIONS)
+def test_autocast_is_finite_and_close(dtype, impl):
+    layer = randomized(EAN(32, groups=8, implementation=impl))
     x = torch.randn(1, 32, 8, 8) * 50
     with torch.autocast('cpu', dtype=dtype):
         y = layer(x.to(dtype))

@@ -1,9 +1,11 @@
 """EAN: Efficient Attention module guided by Normalization (Li, Li & Wen, AAAI 2024)."""
-from typing import Literal
+from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
 from mmengine.registry import MODELS
+
+from .ean_fused import ean_fused
 
 
 @MODELS.register_module()
@@ -24,12 +26,23 @@ class EAN(nn.Module):
     * Eqn 9: ``Y_k = A_k * X_k``; the ``Y_k`` are concatenated back in order (Aggregation).
 
     Reading of Eqn 6: the paper writes the *sum* of squares, which is the default
-    (``l2_reduction='sum'``). A public reference implementation divides by the root of the *mean*
+    (``l2_reduction='sum'``). A public implementation of the paper divides by the root of the *mean*
     of squares instead (``omega = gamma / sqrt(mean(gamma^2) + eps)``, i.e. ``sqrt(C/G)`` times
     larger); ``l2_reduction='mean'`` selects it.
 
-    Checkpoint format (stable): ``gn.weight`` (gamma), ``gn.bias`` (beta), ``alpha``, ``delta``,
-    each a vector of ``C/G`` values.
+    Implementations (same mathematics, same parameters):
+
+    * ``'fused'`` (default, :mod:`ean_mm.models.layers.ean_fused`): one mean/variance reduction per
+      ``(sample, channel)``; gamma, beta, omega, alpha and delta folded into one scale and one
+      shift per ``(sample, channel)``; one elementwise pass ``Y = X * sigmoid(scale*X + shift)``.
+      Its custom autograd function saves only ``X`` and the per-``(sample, channel)`` statistics
+      and recomputes the mask in backward (first-order gradients only). Float16/bfloat16 inputs
+      (autocast) are computed in float32 and returned in the input dtype.
+    * ``'reference'``: the equation-by-equation path below (:meth:`attention`), kept readable
+      for checking the fused one.
+
+    Checkpoint format (stable, identical for both): ``gn.weight`` (gamma), ``gn.bias`` (beta),
+    ``alpha``, ``delta``, each a vector of ``C/G`` values.
 
     Args:
         in_channels: Number of input channels ``C``.
@@ -37,7 +50,12 @@ class EAN(nn.Module):
             large models (ResNet) and 8 for lightweight ones (MobileNeXt).
         eps: ``epsilon`` of GroupNorm (Eqn 5).
         l2_eps: ``varepsilon`` of the L2 normalisation (Eqn 6).
-        l2_reduction: ``'sum'`` (paper, Eqn 6) or ``'mean'`` (reference implementation).
+        l2_reduction: ``'sum'`` (paper, Eqn 6) or ``'mean'`` (the public implementation's).
+        implementation: ``'fused'`` (default) or ``'reference'`` (equation-by-equation, for
+            checking); see above.
+        compile: Run the fused kernels through ``torch.compile`` (falls back to eager with a
+            warning if compilation fails). ``None`` (default) reads the environment variable
+            ``EAN_COMPILE`` (``1`` enables). Ignored by ``'reference'``.
 
     Usable stand-alone (``dict(type='EAN', in_channels=C, groups=G)``) or as an mmcv plugin in
     mmdet's ResNet / ResNeXt bottlenecks, where the block passes ``in_channels``::
@@ -52,7 +70,9 @@ class EAN(nn.Module):
                  groups: int = 64,
                  eps: float = 1e-5,
                  l2_eps: float = 1e-5,
-                 l2_reduction: Literal['sum', 'mean'] = 'sum') -> None:
+                 l2_reduction: Literal['sum', 'mean'] = 'sum',
+                 implementation: Literal['fused', 'reference'] = 'fused',
+                 compile: Optional[bool] = None) -> None:
         super().__init__()
         if not isinstance(groups, int) or groups < 1 or in_channels % groups != 0:
             raise ValueError(
@@ -62,10 +82,15 @@ class EAN(nn.Module):
         if l2_reduction not in ('sum', 'mean'):
             raise ValueError(f"EAN: l2_reduction must be 'sum' (paper Eqn 6) or 'mean', "
                              f'got {l2_reduction!r}.')
+        if implementation not in ('fused', 'reference'):
+            raise ValueError(f"EAN: implementation must be 'fused' or 'reference', "
+                             f'got {implementation!r}.')
         self.in_channels = in_channels
         self.groups = groups
         self.l2_eps = l2_eps
         self.l2_reduction = l2_reduction
+        self.implementation = implementation
+        self.use_compile = compile  # not ``self.compile``: that is nn.Module.compile()
         group_channels = in_channels // groups
         # One GroupNorm over a group's C/G channels, one channel per norm group (Eqn 5).
         self.gn = nn.GroupNorm(group_channels, group_channels, eps=eps)
@@ -95,11 +120,15 @@ class EAN(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'EAN expects (N, {self.in_channels}, H, W) input, '
                              f'got shape {tuple(x.shape)}.')
+        if self.implementation == 'fused':
+            return ean_fused(x, self.gn.weight, self.gn.bias, self.alpha, self.delta,
+                             self.groups, self.gn.eps, self.l2_eps, self.l2_reduction,
+                             self.use_compile)
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, groups={self.groups}, '
-                f'l2_reduction={self.l2_reduction!r}')
+                f'l2_reduction={self.l2_reduction!r}, implementation={self.implementation!r}')
 
 
 def _nearest_divisor(channels: int, groups) -> int:

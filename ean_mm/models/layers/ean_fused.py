@@ -1,0 +1,234 @@
+"""Fused EAN (paper Eqns 5-9): one statistics pass, one elementwise pass, recomputing backward.
+
+Notation, for an input ``x`` of shape ``(N, C, H, W)`` with ``G`` groups of ``K = C/G`` channels;
+channel ``c = g*K + k`` of sample ``n`` uses the shared parameters ``gamma_k, beta_k, alpha_k,
+delta_k`` and ``M = H*W``:
+
+* statistics, one reduction per ``(n, c)``: ``mu = mean(x)``, ``var = mean((x - mu)^2)`` (biased,
+  as GroupNorm), ``rstd = 1 / sqrt(var + eps)``;
+* Eqn 6: ``r = 1 / sqrt(S + l2_eps)`` with ``S = sum_k gamma_k^2`` (``'sum'``) or its mean over the
+  ``K`` values (``'mean'``), ``omega = gamma * r``; ``a = alpha * omega``;
+* Eqns 5, 7, 8 folded into one scale and one shift per ``(n, c)``::
+
+      z = alpha * omega * (gamma * (x - mu) * rstd + beta) + delta = scale * x + shift
+      scale = a * gamma * rstd,   shift = delta + a * beta - scale * mu
+
+* Eqn 9, one elementwise pass: ``y = x * sigmoid(scale * x + shift)``.
+
+Backward (``gy`` the incoming gradient, ``s = sigmoid(z)`` recomputed from ``x`` and the saved
+per-``(n, c)`` ``mu, rstd``; nothing of full size is saved except ``x``)::
+
+    gz  = gy * x * s * (1 - s)                         # dL/dz
+    Sz  = sum_hw gz,   Szx = sum_hw gz * xhat = rstd * (sum_hw gz * x - mu * Sz)
+    gx  = gy * s + scale * (gz - Sz / M - xhat * Szx / M),   xhat = (x - mu) * rstd
+        # the usual normalisation backward for dz/dxhat = a * gamma, incl. the mu and rstd paths
+    per k, summing over samples and groups (SZ = sum_{n,g} Sz, SZX = sum_{n,g} Szx):
+    g_delta = SZ
+    g_beta  = a * SZ
+    g_a     = gamma * SZX + beta * SZ                   # dL/da, a = alpha * omega
+    g_alpha = g_a * omega,   g_omega = g_a * alpha
+    g_gamma = a * SZX + r * g_omega - c * r^3 * gamma * sum_k(g_omega_k * gamma_k)
+        # direct path + the path through omega (Eqn 6); c = 1 ('sum') or 1/K ('mean')
+
+The pure functions :func:`ean_fused_forward` and :func:`ean_fused_backward` carry all the maths
+(so they can be handed to ``torch.compile``); :class:`EANFusedFunction` wires them into autograd
+and :func:`ean_fused` is the entry point (dtype handling, optional compilation).
+"""
+import os
+import warnings
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from torch.autograd.function import once_differentiable
+
+__all__ = ['ean_fused', 'ean_fused_forward', 'ean_fused_backward', 'EANFusedFunction']
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _coefficients(gamma: torch.Tensor, alpha: torch.Tensor, l2_eps: float,
+                  l2_reduction: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(r, omega, a)`` of Eqn 6 and the adaptation: ``omega = gamma * r``, ``a = alpha*omega``."""
+    squares = gamma * gamma
+    total = squares.sum() if l2_reduction == 'sum' else squares.mean()
+    r = torch.rsqrt(total + l2_eps)
+    omega = gamma * r
+    return r, omega, alpha * omega
+
+
+def _scale_shift(mu: torch.Tensor, rstd: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                 a: torch.Tensor, delta: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-``(n, g, k)`` scale and shift from statistics of shape ``(N, G, K)``."""
+    scale = (a * gamma) * rstd
+    shift = (delta + a * beta) - scale * mu
+    return scale, shift
+
+
+def _moments(x: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(mu, rstd)`` of every ``(n, c)`` plane, shape ``(N, C)``: one reduction, biased variance."""
+    n, c, h, w = x.shape
+    if x.device.type == 'cpu' and not torch.compiler.is_compiling():
+        # Eager CPU: torch.var_mean is not vectorised there (~10x slower than GroupNorm's
+        # kernel), so take the identical single-pass statistics from GroupNorm's own kernel
+        # (one group per channel; its normalised output is discarded).
+        _, mu, rstd = torch.native_group_norm(x, None, None, n, c, h * w, c, eps)
+        return mu, rstd
+    var, mu = torch.var_mean(x, dim=(2, 3), unbiased=False)
+    return mu, torch.rsqrt(var + eps)
+
+
+def ean_fused_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                      alpha: torch.Tensor, delta: torch.Tensor, groups: int, eps: float,
+                      l2_eps: float, l2_reduction: str
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pure fused forward: ``(y, mu, rstd)``; ``mu`` and ``rstd`` have shape ``(N, G, K)``.
+
+    ``y = x * sigmoid(scale * x + shift)`` (see the module docstring). Meant to run without
+    autograd recording, inside :class:`EANFusedFunction`.
+    """
+    n, c, h, w = x.shape
+    k = c // groups
+    mu, rstd = _moments(x, eps)
+    mu, rstd = mu.view(n, groups, k), rstd.view(n, groups, k)
+    _, _, a = _coefficients(gamma, alpha, l2_eps, l2_reduction)
+    scale, shift = _scale_shift(mu, rstd, gamma, beta, a, delta)
+    z = torch.addcmul(shift.view(n, c, 1, 1), scale.view(n, c, 1, 1), x)
+    return x * torch.sigmoid(z), mu, rstd
+
+
+def ean_fused_backward(grad_y: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
+                       rstd: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                       alpha: torch.Tensor, delta: torch.Tensor, l2_eps: float,
+                       l2_reduction: str, need_x: bool = True
+                       ) -> Tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor,
+                                  torch.Tensor, torch.Tensor]:
+    """Pure fused backward: ``(grad_x, grad_gamma, grad_beta, grad_alpha, grad_delta)``.
+
+    Recomputes ``s = sigmoid(scale * x + shift)`` from ``x`` and the per-``(n, g, k)`` ``mu``,
+    ``rstd`` returned by :func:`ean_fused_forward`. ``grad_x`` is ``None`` unless ``need_x``.
+    """
+    n, c, h, w = x.shape
+    groups, k = mu.shape[1], mu.shape[2]
+    m = h * w
+    r, omega, a = _coefficients(gamma, alpha, l2_eps, l2_reduction)
+    scale, shift = _scale_shift(mu, rstd, gamma, beta, a, delta)
+    scale4 = scale.view(n, c, 1, 1)
+    s = torch.sigmoid(torch.addcmul(shift.view(n, c, 1, 1), scale4, x))
+    gys = grad_y * s  # the direct path y = x * s
+    gz = gys * x * (1 - s)  # dL/dz
+    sum_gz = gz.sum(dim=(2, 3)).view(n, groups, k)
+    sum_gzx = (gz * x).sum(dim=(2, 3)).view(n, groups, k)
+    sum_gz_xhat = rstd * (sum_gzx - mu * sum_gz)  # sum_hw gz * (x - mu) * rstd
+
+    grad_x = None
+    if need_x:
+        # gx = gys + scale * gz + coef_x * x + coef_1, i.e. scale*(gz - Sz/M - xhat*Szx/M).
+        coef_x = -scale * rstd * sum_gz_xhat / m
+        coef_1 = -scale * sum_gz / m - coef_x * mu
+        grad_x = torch.addcmul(gys, gz, scale4)
+        grad_x = grad_x + (coef_x.view(n, c, 1, 1) * x + coef_1.view(n, c, 1, 1))
+
+    sz = sum_gz.sum(dim=(0, 1))
+    szx = sum_gz_xhat.sum(dim=(0, 1))
+    grad_delta = sz
+    grad_beta = a * sz
+    grad_a = gamma * szx + beta * sz
+    grad_alpha = grad_a * omega
+    grad_omega = grad_a * alpha
+    c_red = 1.0 if l2_reduction == 'sum' else 1.0 / k
+    grad_gamma = (a * szx + r * grad_omega
+                  - (c_red * r ** 3) * gamma * (grad_omega * gamma).sum())
+    return grad_x, grad_gamma, grad_beta, grad_alpha, grad_delta
+
+
+# ---------------------------------------------------------------------------------------------
+# Optional torch.compile of the two pure functions, with a fallback to eager.
+
+_EAGER = (ean_fused_forward, ean_fused_backward)
+_compiled: Optional[Tuple[Callable, Callable]] = None
+_compile_failed = False
+
+
+def _compile_requested(flag: Optional[bool]) -> bool:
+    if flag is not None:
+        return bool(flag)
+    return os.environ.get('EAN_COMPILE', '0').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _kernels(use_compile: bool) -> Tuple[Callable, Callable]:
+    global _compiled, _compile_failed
+    if not use_compile or _compile_failed:
+        return _EAGER
+    if _compiled is None:
+        try:
+            _compiled = (torch.compile(ean_fused_forward, dynamic=None),
+                         torch.compile(ean_fused_backward, dynamic=None))
+        except Exception as err:  # torch.compile unavailable on this build/platform
+            _disable_compile(err)
+            return _EAGER
+    return _compiled
+
+
+def _disable_compile(err: Exception) -> None:
+    global _compile_failed
+    _compile_failed = True
+    warnings.warn(f'EAN: torch.compile of the fused kernels failed ({type(err).__name__}: '
+                  f'{err}); falling back to eager.', RuntimeWarning, stacklevel=3)
+
+
+def _call(index: int, use_compile: bool, *args):
+    fn = _kernels(use_compile)[index]
+    if fn is _EAGER[index]:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as err:  # compilation happens lazily, at the first call
+        _disable_compile(err)
+        return _EAGER[index](*args)
+
+
+class EANFusedFunction(torch.autograd.Function):
+    """Autograd wrapper of the fused EAN; saves only ``x``, ``mu``, ``rstd`` and the parameters.
+
+    Inputs must share one floating dtype (the caller, :func:`ean_fused`, casts). First-order
+    only (``once_differentiable``).
+    """
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, alpha, delta, groups, eps, l2_eps, l2_reduction,
+                use_compile=False):
+        y, mu, rstd = _call(0, use_compile, x, gamma, beta, alpha, delta, groups, eps, l2_eps,
+                            l2_reduction)
+        ctx.save_for_backward(x, mu, rstd, gamma, beta, alpha, delta)
+        ctx.l2_eps, ctx.l2_reduction, ctx.use_compile = l2_eps, l2_reduction, use_compile
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_y):
+        x, mu, rstd, gamma, beta, alpha, delta = ctx.saved_tensors
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            grads = _call(1, ctx.use_compile, grad_y.to(x.dtype), x, mu, rstd,
+                          gamma, beta, alpha, delta, ctx.l2_eps, ctx.l2_reduction,
+                          ctx.needs_input_grad[0])
+        return (*grads, None, None, None, None, None)
+
+
+def ean_fused(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, alpha: torch.Tensor,
+              delta: torch.Tensor, groups: int, eps: float = 1e-5, l2_eps: float = 1e-5,
+              l2_reduction: str = 'sum', use_compile: Optional[bool] = None) -> torch.Tensor:
+    """Fused EAN of ``x`` (``(N, C, H, W)``) with the shared ``C/G``-vectors of parameters.
+
+    Float16/bfloat16 inputs or parameters (e.g. under autocast) are computed in float32 and the
+    result is returned in ``x.dtype``. ``use_compile`` (default: environment variable
+    ``EAN_COMPILE=1``) runs the kernels through ``torch.compile``, falling back to eager (with a
+    warning) when compilation fails.
+    """
+    dtype = x.dtype
+    compute = torch.float32 if dtype in _LOW_PRECISION else dtype
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        y = EANFusedFunction.apply(
+            x.to(compute), gamma.to(compute), beta.to(compute), alpha.to(compute),
+            delta.to(compute), groups, eps, l2_eps, l2_reduction,
+            _compile_requested(use_compile))
+    return y.to(dtype)
