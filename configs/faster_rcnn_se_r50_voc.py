@@ -1,0 +1,9 @@
+# Faster R-CNN with SE-ResNet-50 (r=16) on PASCAL VOC; same training as faster_rcnn_r50_voc.py
+# and faster_rcnn_ean_r50_voc.py (the paper reports no Faster R-CNN VOC results; Table 5 COCO:
+# 44.3M, mAP 37.7).
+_base_ = './faster_rcnn_r50_voc.py'
+
+model = dict(
+    backbone=dict(
+        plugins=[dict(cfg=dict(type='SE', reduction=16), position='after_conv3')],
+        init_cfg=dict(checkpoint='checkpoints/se_r50_in1k.pth')))
