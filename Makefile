@@ -6,7 +6,7 @@ setup:
 	bash tools/setup_env.sh
 
 demo: setup
-	$(PY) tools/analysis/param_table.py
+	$(PY) tools/demo.py
 
 test: setup
 	$(PY) -m pytest tests

@@ -1,4 +1,5 @@
 from .backbones import EANMobileNeXt, EANResNet, MobileNeXt
-from .layers import EAN
+from .dense_heads import CompatSSDHead
+from .layers import EAN, SE, CoordAttention
 
-__all__ = ['EAN', 'EANResNet', 'MobileNeXt', 'EANMobileNeXt']
+__all__ = ['EAN', 'SE', 'CoordAttention', 'EANResNet', 'MobileNeXt', 'EANMobileNeXt', 'CompatSSDHead']

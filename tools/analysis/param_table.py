@@ -3,12 +3,17 @@
     python tools/analysis/param_table.py [--format markdown|plain]
 
 Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head, 1000
-classes), as in the paper's Table 3.
+classes), as in the paper's Table 3; detectors are built from the project's configs
+(Tables 4 and 5).
 """
 import argparse
 from typing import List, Optional, Tuple
 
+import os.path as osp
+
 import torch
+from mmdet.registry import MODELS as DET_MODELS
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS
 
@@ -16,12 +21,26 @@ import ean_mm  # noqa: F401  (registers the EAN components)
 
 # (name, backbone config, feature channels, paper's count in M or None, paper reference)
 CLASSIFIERS: List[Tuple[str, dict, int, Optional[float], str]] = [
-    ('ResNet-50', dict(type='ResNet', depth=50, out_indices=(3, )), 2048, 25.56, 'Table 3'),
-    ('EAN-ResNet-50', dict(type='EANResNet', depth=50, out_indices=(3, )), 2048, 25.56,
+    ('ResNet-50 classifier', dict(type='ResNet', depth=50, out_indices=(3, )), 2048, 25.56, 'Table 3'),
+    ('EAN-ResNet-50 classifier', dict(type='EANResNet', depth=50, out_indices=(3, )), 2048, 25.56,
      'Table 3'),
-    ('MobileNeXt', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
-    ('EAN-MobileNeXt', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
+    ('MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
+    ('EAN-MobileNeXt classifier', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
 ]
+
+
+# (config, paper's count in M, paper reference)
+DETECTORS: List[Tuple[str, Optional[float], str]] = [
+    ('configs/faster_rcnn_r50_coco.py', 41.7, 'Table 5'),
+    ('configs/faster_rcnn_ean_r50_coco.py', 41.7, 'Table 5'),
+    ('configs/faster_rcnn_r50_voc.py', None, '-'),
+    ('configs/faster_rcnn_ean_r50_voc.py', None, '-'),
+    ('configs/ssdlite320_mobilenext_coco.py', 4.3, 'Table 5'),
+    ('configs/ssdlite320_ean_mobilenext_coco.py', 4.3, 'Table 5'),
+    ('configs/ssdlite320_mobilenext_voc.py', 4.4, 'Table 4'),
+    ('configs/ssdlite320_ean_mobilenext_voc.py', 4.4, 'Table 4'),
+]
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def count(module: torch.nn.Module) -> int:
@@ -39,13 +58,23 @@ def classifier_rows() -> List[Tuple[str, int, Optional[float], str]]:
     return rows
 
 
+def detector_rows() -> List[Tuple[str, int, Optional[float], str]]:
+    init_default_scope('mmdet')
+    rows = []
+    for config, paper, ref in DETECTORS:
+        model_cfg = Config.fromfile(osp.join(ROOT, config)).model
+        model_cfg.backbone.init_cfg = None  # counting needs no pretrained weights
+        rows.append((osp.basename(config), count(DET_MODELS.build(model_cfg)), paper, ref))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--format', choices=['markdown', 'plain'], default='markdown')
     args = parser.parse_args()
-    header = ('model (ImageNet classifier)', 'params', 'params (M)', 'paper (M)', 'source')
+    header = ('model', 'params', 'params (M)', 'paper (M)', 'source')
     lines = [header]
-    for name, n, paper, ref in classifier_rows():
+    for name, n, paper, ref in classifier_rows() + detector_rows():
         lines.append((name, f'{n:,}', f'{n / 1e6:.2f}', f'{paper:.2f}' if paper else '-', ref))
     if args.format == 'markdown':
         print('| ' + ' | '.join(header) + ' |')

@@ -1,0 +1,9 @@
+# Faster R-CNN with EAN-ResNet-50 on COCO 2017 (paper Table 5: 41.7M, mAP 38.4).
+# Same training as its twin faster_rcnn_r50_coco.py; only the backbone differs.
+_base_ = './faster_rcnn_r50_coco.py'
+
+model = dict(
+    backbone=dict(
+        type='EANResNet',
+        ean_groups=64,
+        init_cfg=dict(checkpoint='checkpoints/ean_r50_in1k.pth')))

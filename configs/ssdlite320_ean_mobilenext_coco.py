@@ -1,0 +1,9 @@
+# SSDLite320 with EAN-MobileNeXt on COCO 2017 (paper Table 5: 4.3M, mAP 23.5).
+# Same training as its twin ssdlite320_mobilenext_coco.py; only the backbone differs.
+_base_ = './ssdlite320_mobilenext_coco.py'
+
+model = dict(
+    backbone=dict(
+        type='EANMobileNeXt',
+        ean_groups=8,
+        init_cfg=dict(checkpoint='checkpoints/ean_mobilenext_in1k.pth')))

@@ -1,0 +1,9 @@
+# SSDLite320 with EAN-MobileNeXt on PASCAL VOC (paper Table 4: 4.4M, mAP 73.4 on VOC2012 val).
+# Same training as its twin ssdlite320_mobilenext_voc.py; only the backbone differs.
+_base_ = './ssdlite320_mobilenext_voc.py'
+
+model = dict(
+    backbone=dict(
+        type='EANMobileNeXt',
+        ean_groups=8,
+        init_cfg=dict(checkpoint='checkpoints/ean_mobilenext_in1k.pth')))

@@ -1,0 +1,195 @@
+"""The four EAN detection configs through tools/train.py and tools/test.py on generated data:
+train a few iterations, save, resume, evaluate; distributed training; clear errors."""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from mmengine.config import Config
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 256  # shapes >= 32 px, so VOC's bbox_min_size filter keeps them
+COCO_NAMES = ['person', 'bicycle', 'car']
+VOC_NAMES = ['aeroplane', 'bicycle', 'bird']
+EAN_CONFIGS = {
+    'configs/faster_rcnn_ean_r50_coco.py': 'coco',
+    'configs/faster_rcnn_ean_r50_voc.py': 'voc',
+    'configs/ssdlite320_ean_mobilenext_coco.py': 'coco',
+    'configs/ssdlite320_ean_mobilenext_voc.py': 'voc',
+}
+METRIC = {'coco': r'coco/bbox_mAP: [\d.]+ +coco/bbox_mAP_50: [\d.]+ +coco/bbox_mAP_75: [\d.]+',
+          'voc': r'pascal_voc/mAP: [\d.]+'}
+
+
+def run_tool(*args: str, env: Dict[str, str] = None, check: bool = True,
+             timeout: int = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, **(env or {})), timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-4000:]}\n'
+                             f'{proc.stderr[-4000:]}')
+    return proc
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory) -> Dict[str, Path]:
+    root = tmp_path_factory.mktemp('det_data')
+    for fmt, names in (('coco', COCO_NAMES), ('voc', VOC_NAMES)):
+        run_tool('tools/make_synthetic_data.py', str(root / fmt), '--formats', fmt,
+                 '--num-train', '4', '--num-val', '2', '--img-size', str(SIZE),
+                 '--classes', *names)
+    coco = root / 'coco' / 'coco'
+    for split in ('train', 'val'):  # list all 80 categories, as the real COCO files do
+        add_coco_categories(coco / 'annotations' / f'instances_{split}2017.json')
+    return {'coco': coco, 'voc': root / 'voc' / 'VOCdevkit'}
+
+
+def add_coco_categories(ann_file: Path) -> None:
+    from mmdet.datasets import CocoDataset
+    ann = json.loads(ann_file.read_text())
+    present = {c['name'] for c in ann['categories']}
+    next_id = max(c['id'] for c in ann['categories']) + 1
+    for name in CocoDataset.METAINFO['classes']:
+        if name not in present:
+            ann['categories'].append(dict(id=next_id, name=name, supercategory='none'))
+            next_id += 1
+    ann_file.write_text(json.dumps(ann))
+
+
+def _leaf_datasets(node: dict, key: str):
+    if 'dataset' in node:
+        yield from _leaf_datasets(node['dataset'], f'{key}.dataset')
+    elif 'datasets' in node:
+        for i, ds in enumerate(node['datasets']):
+            yield from _leaf_datasets(ds, f'{key}.datasets.{i}')
+    else:
+        yield key, node
+
+
+def small_run_options(config: str, data_root: Path, iters: int = 2) -> List[str]:
+    """``--cfg-options`` that point ``config`` at the generated data and make the run tiny,
+    leaving everything else as the config has it."""
+    cfg = Config.fromfile(str(ROOT / config))
+    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
+            'default_hooks.checkpoint.interval=1', 'default_hooks.logger.interval=1',
+            'model.backbone.init_cfg=None', 'train_dataloader.batch_size=2']
+    # Low score threshold: a detector a few iterations old still outputs boxes to evaluate.
+    opts.append('model.test_cfg.rcnn.score_thr=0.0' if 'rcnn' in cfg.model.test_cfg
+                else 'model.test_cfg.score_thr=0.0')
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
+        for key, ds in _leaf_datasets(cfg[loader]['dataset'], f'{loader}.dataset'):
+            opts.append(f'{key}.data_root={data_root}/')
+            for i, step in enumerate(ds['pipeline']):
+                if step['type'] == 'Resize':
+                    opts.append(f'{key}.pipeline.{i}.scale=({SIZE},{SIZE})')
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        if cfg[evaluator]['type'] == 'CocoMetric':
+            opts.append(f'{evaluator}.ann_file={data_root}/annotations/instances_val2017.json')
+    return opts
+
+
+def last_iteration(checkpoint: Path) -> int:
+    import torch
+    return torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']['iter']
+
+
+@pytest.mark.parametrize('config', list(EAN_CONFIGS))
+def test_train_resume_test(config, data, tmp_path):
+    fmt = EAN_CONFIGS[config]
+    work = tmp_path / 'work'
+    opts = small_run_options(config, data[fmt])
+    out = run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options', *opts)
+    assert re.search(METRIC[fmt], out.stdout + out.stderr), 'validation metrics missing'
+    assert (work / 'iter_2.pth').is_file() and last_iteration(work / 'iter_2.pth') == 2
+
+    # Resume the 2-iteration run to 3 iterations: starts at iteration 2, saves iteration 3.
+    opts3 = small_run_options(config, data[fmt], iters=3)
+    out = run_tool('tools/train.py', config, '--work-dir', str(work), '--resume',
+                   '--cfg-options', *opts3)
+    log = out.stdout + out.stderr
+    assert re.search(r'resumed epoch: \d+, iter: 2', log), log[-3000:]
+    assert 'Iter(train) [1/3]' not in log and 'Iter(train) [3/3]' in log
+    assert last_iteration(work / 'iter_3.pth') == 3
+
+    out = run_tool('tools/test.py', config, str(work / 'iter_3.pth'), '--work-dir',
+                   str(tmp_path / 'test'), '--out', str(tmp_path / 'results.pkl'),
+                   '--cfg-options', *opts)
+    assert re.search(METRIC[fmt], out.stdout + out.stderr), (out.stdout + out.stderr)[-3000:]
+    assert (tmp_path / 'results.pkl').stat().st_size > 0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_distributed_training(data, tmp_path):
+    config = 'configs/ssdlite320_ean_mobilenext_coco.py'
+    opts = small_run_options(config, data['coco']) + ['train_cfg.val_interval=100']
+    proc = subprocess.run(
+        ['bash', 'tools/dist_train.sh', config, '2', '--work-dir', str(tmp_path),
+         '--cfg-options', *opts],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        env=dict(os.environ, PYTHON=sys.executable, PORT=str(free_port()), OMP_NUM_THREADS='1'))
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-4000:]
+    assert 'nccl -> gloo' in log, log[-3000:]
+    assert 'Distributed training: True' in log and 'GPU number: 2' in log, log[-3000:]
+    assert last_iteration(tmp_path / 'iter_2.pth') == 2
+
+
+@pytest.fixture
+def coco_opts(data):
+    return small_run_options('configs/faster_rcnn_ean_r50_coco.py', data['coco'])
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr[-3000:]
+
+
+def test_error_missing_data_root(coco_opts, tmp_path):
+    missing = tmp_path / 'nowhere'
+    opts = [o for o in coco_opts if 'data_root' not in o] + [
+        f'train_dataloader.dataset.data_root={missing}/']
+    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
+                    str(tmp_path), '--cfg-options', *opts, check=False)
+    assert_clean_error(proc, 'Data root not found', str(missing), 'train_dataloader.dataset')
+
+
+def test_error_missing_annotation_file(coco_opts, tmp_path):
+    opts = coco_opts + ['train_dataloader.dataset.ann_file=annotations/missing.json']
+    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
+                    str(tmp_path), '--cfg-options', *opts, check=False)
+    assert_clean_error(proc, 'Annotation file not found', 'annotations/missing.json')
+
+
+def test_error_missing_pretrained_checkpoint(coco_opts, tmp_path):
+    opts = [o for o in coco_opts if not o.startswith('model.backbone.init_cfg')]
+    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
+                    str(tmp_path), '--cfg-options', *opts, check=False)
+    assert_clean_error(proc, 'Pretrained checkpoint not found',
+                       "'checkpoints/ean_r50_in1k.pth'",
+                       'python tools/train.py configs/pretrain/ean_r50_in1k.py',
+                       '--cfg-options model.backbone.init_cfg=None')
+
+
+def test_error_invalid_json(coco_opts, data, tmp_path):
+    broken = tmp_path / 'broken.json'
+    text = (data['coco'] / 'annotations' / 'instances_train2017.json').read_text()
+    broken.write_text(text[:len(text) // 2])
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(broken.read_text())
+    opts = coco_opts + [f'train_dataloader.dataset.ann_file={broken}']
+    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
+                    str(tmp_path), '--cfg-options', *opts, check=False)
+    assert_clean_error(proc, 'not valid JSON', str(broken))
