@@ -14,6 +14,7 @@ Runs the project's own tools as a user would:
 Prints bbox_mAP / AP50 / AP75 and where the images are; exits 1 if bbox_mAP < 0.5.
 """
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -32,7 +33,8 @@ def run(step: str, args: list, show_all: bool = False) -> str:
     environment and config dumps); stop the demo with the step's name if it fails."""
     print(f'\n[demo] {step}\n[demo] $ {" ".join(args)}', flush=True)
     proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED='1'))  # live progress
     lines = []
     for line in proc.stdout:
         lines.append(line)

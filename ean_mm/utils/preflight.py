@@ -10,13 +10,9 @@ from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
-PRETRAIN_HINT = {
-    # checkpoint file name -> the pretraining config that produces it (README: ImageNet pretraining)
-    'ean_r50_in1k.pth': 'configs/pretrain/ean_r50_in1k.py',
-    'r50_in1k.pth': 'configs/pretrain/r50_in1k.py',
-    'ean_mobilenext_in1k.pth': 'configs/pretrain/ean_mobilenext_in1k.py',
-    'mobilenext_in1k.pth': 'configs/pretrain/mobilenext_in1k.py',
-}
+# A missing ``checkpoints/<name>.pth`` is produced by ``configs/pretrain/<name>.py`` (README).
+PRETRAIN_CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
+                               'configs', 'pretrain')
 
 
 class PreflightError(RuntimeError):
@@ -112,9 +108,14 @@ def check_pretrained(cfg: Config) -> None:
         if _is_remote(path) or osp.isfile(path):
             continue
         owner = key.rsplit('.init_cfg', 1)[0]
-        produce = PRETRAIN_HINT.get(osp.basename(path))
-        how = (f'produce it with ImageNet pretraining: python tools/train.py {produce} '
-               f'(README.md, "ImageNet pretraining")' if produce else
+        name = osp.splitext(osp.basename(path))[0]
+        produce = f'configs/pretrain/{name}.py'
+        if not osp.isfile(osp.join(PRETRAIN_CONFIG_DIR, f'{name}.py')):
+            produce = None
+        how = (f'produce it with ImageNet pretraining: python tools/train.py {produce}, then '
+               f'python tools/model_converters/ean_checkpoint.py backbone '
+               f'work_dirs/{name}/epoch_<N>.pth {path} (README.md, "ImageNet pretraining")'
+               if produce else
                'download or produce that checkpoint first')
         raise PreflightError(
             f'Pretrained checkpoint not found: {path!r} ({key}.checkpoint). To fix: {how}; '

@@ -10,6 +10,7 @@ import torch
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from ..models.backbones.pretrained import PretrainedMismatchError
 from .preflight import PreflightError, check_data_files, check_pretrained, find_invalid_json
 
 
@@ -71,7 +72,7 @@ def clear_errors(cfg: Optional[Config] = None, mode: str = 'train') -> Iterator[
                     and '://' not in cfg.load_from:
                 raise PreflightError(f'Checkpoint not found: {cfg.load_from!r}')
         yield
-    except PreflightError as e:
+    except (PreflightError, PretrainedMismatchError) as e:
         _fail(str(e))
     except json.JSONDecodeError as e:
         _fail(find_invalid_json(cfg, mode) or f'Invalid JSON in an annotation file: {e}')

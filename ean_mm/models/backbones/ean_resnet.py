@@ -6,6 +6,8 @@ from mmcv.cnn import build_plugin_layer
 from mmdet.models.backbones.resnet import BasicBlock, Bottleneck, ResNet
 from mmengine.registry import MODELS
 
+from .pretrained import PretrainedReportMixin
+
 
 class EANBasicBlock(BasicBlock):
     """mmdet's ``BasicBlock`` with an attention layer after ``conv2 -> norm2``, before the add.
@@ -43,7 +45,7 @@ class EANBasicBlock(BasicBlock):
 
 
 @MODELS.register_module()
-class EANResNet(ResNet):
+class EANResNet(PretrainedReportMixin, ResNet):
     """ResNet (mmdet's, all of its arguments) with EAN in the last layer of every residual block.
 
     Following the paper's Integration Strategy, EAN re-calibrates the output of the block's last
@@ -65,6 +67,8 @@ class EANResNet(ResNet):
             another registered attention layer taking ``in_channels``.
         **kwargs: Everything :class:`mmdet.models.ResNet` accepts (``out_indices``,
             ``frozen_stages``, ``norm_eval``, ``style``, ``with_cp``, ``plugins``, ``init_cfg``...).
+            A ``Pretrained`` ``init_cfg`` reports missing / unexpected keys and accepts
+            ``strict=True`` (see :mod:`ean_mm.models.backbones.pretrained`).
     """
 
     arch_settings = {

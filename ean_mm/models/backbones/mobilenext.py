@@ -11,6 +11,8 @@ from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
+from .pretrained import PretrainedReportMixin
+
 
 class SandglassBlock(BaseModule):
     """Sandglass block (Zhou et al. 2020, Fig. 3(b)), optionally with an attention layer.
@@ -68,7 +70,7 @@ class SandglassBlock(BaseModule):
 
 
 @MODELS.register_module()
-class MobileNeXt(BaseModule):
+class MobileNeXt(PretrainedReportMixin, BaseModule):
     """MobileNeXt backbone (Zhou et al., "Rethinking Bottleneck Structure for Efficient Mobile
     Network Design", ECCV 2020), with arguments in the manner of mmdet's ``MobileNetV2``.
 
@@ -89,7 +91,8 @@ class MobileNeXt(BaseModule):
             groups=8)``; see :class:`EANMobileNeXt`.
         norm_eval: Keep BN layers in eval mode during training (frozen running stats).
         with_cp: Gradient checkpointing of each block.
-        init_cfg: Initialization config; Kaiming convs and unit norms by default.
+        init_cfg: Initialization config; Kaiming convs and unit norms by default. A
+            ``Pretrained`` one reports missing / unexpected keys and accepts ``strict=True``.
     """
 
     arch_settings = [[2, 96, 1, 2], [6, 144, 1, 1], [6, 192, 3, 2], [6, 288, 3, 2],

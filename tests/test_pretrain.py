@@ -1,0 +1,142 @@
+"""ImageNet pretraining through tools/train.py on generated class folders, and exact loading of
+the resulting checkpoints into the detection configs' backbones."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from mmdet.registry import MODELS as DET_MODELS
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+import ean_mm  # noqa: F401
+from ean_mm.models.backbones.pretrained import PretrainedMismatchError, load_pretrained
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 64
+
+
+def run_tool(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope='module')
+def imagenet(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp('imagenet_data')
+    run_tool('tools/make_synthetic_data.py', str(root), '--formats', 'imagenet',
+             '--num-train', '2', '--num-val', '3', '--img-size', str(SIZE))
+    return root / 'imagenet'
+
+
+def tiny_pretrain_options(data_root: Path):
+    """One iteration (2 images, batch 2), 64-px images, everything else as configured."""
+    return ['train_cfg.max_epochs=1', 'train_dataloader.batch_size=2',
+            'val_dataloader.batch_size=3', 'default_hooks.logger.interval=1',
+            'train_dataloader.num_workers=0', 'val_dataloader.num_workers=0',
+            'test_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+            'val_dataloader.persistent_workers=False',
+            'test_dataloader.persistent_workers=False',
+            f'train_dataloader.dataset.data_root={data_root}',
+            f'val_dataloader.dataset.data_root={data_root}',
+            f'test_dataloader.dataset.data_root={data_root}',
+            f'train_dataloader.dataset.pipeline.1.scale={SIZE}',
+            f'val_dataloader.dataset.pipeline.1.scale={SIZE}',
+            f'val_dataloader.dataset.pipeline.2.crop_size={SIZE}',
+            f'test_dataloader.dataset.pipeline.1.scale={SIZE}',
+            f'test_dataloader.dataset.pipeline.2.crop_size={SIZE}']
+
+
+@pytest.fixture(scope='module')
+def pretrained(imagenet, tmp_path_factory):
+    """name -> classifier checkpoint after one iteration of tools/train.py."""
+    out = {}
+    for name in ('ean_r50_in1k', 'ean_mobilenext_in1k', 'r50_in1k'):
+        work = tmp_path_factory.mktemp(name)
+        log = run_tool('tools/train.py', f'configs/pretrain/{name}.py', '--work-dir', str(work),
+                       '--cfg-options', *tiny_pretrain_options(imagenet))
+        assert 'Iter(train) [1/1]' in log or 'Epoch(train) [1][1/1]' in log, log[-2000:]
+        assert re.search(r'accuracy/top1: [\d.]+ +accuracy/top5: [\d.]+', log), log[-2000:]
+        out[name] = work / 'epoch_1.pth'
+    return out
+
+
+def test_pretrained_checkpoint_tests_with_top1_top5(pretrained, imagenet, tmp_path):
+    log = run_tool('tools/test.py', 'configs/pretrain/ean_r50_in1k.py',
+                   str(pretrained['ean_r50_in1k']), '--work-dir', str(tmp_path),
+                   '--cfg-options', *tiny_pretrain_options(imagenet))
+    assert re.search(r'accuracy/top1: [\d.]+ +accuracy/top5: [\d.]+', log), log[-2000:]
+
+
+def backbone_tensors(checkpoint: Path):
+    state = torch.load(checkpoint, map_location='cpu', weights_only=True)['state_dict']
+    return {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+
+
+def with_trained_ean(checkpoint: Path, out: Path) -> Path:
+    """A copy of ``checkpoint`` whose EAN tensors are far from their initial values.
+
+    One SGD step leaves EAN-ResNet's EAN untouched (zero_init_residual zeroes its input), so a
+    loader that skipped EAN's keys would go unnoticed without this."""
+    ckpt = torch.load(checkpoint, map_location='cpu', weights_only=True)
+    for key, value in ckpt['state_dict'].items():
+        if '.ean.' in key:
+            ckpt['state_dict'][key] = value + torch.randn_like(value)
+    torch.save(ckpt, out)
+    return out
+
+
+@pytest.mark.parametrize('config,name', [
+    ('configs/faster_rcnn_ean_r50_coco.py', 'ean_r50_in1k'),
+    ('configs/ssdlite320_ean_mobilenext_coco.py', 'ean_mobilenext_in1k'),
+    ('configs/faster_rcnn_r50_coco.py', 'r50_in1k'),
+])
+def test_detector_backbone_equals_checkpoint(config, name, pretrained, tmp_path):
+    checkpoint = with_trained_ean(pretrained[name], tmp_path / f'{name}.pth')
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(ROOT / config))
+    cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
+    detector = DET_MODELS.build(cfg.model)
+    detector.init_weights()
+    expected = backbone_tensors(checkpoint)
+    got = detector.backbone.state_dict()
+    assert set(got) == set(expected)
+    assert sum('.ean.' in k for k in got) == {'ean_r50_in1k': 64, 'ean_mobilenext_in1k': 80,
+                                              'r50_in1k': 0}[name]
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+
+
+def test_mismatch_report_and_strict_error(pretrained):
+    from ean_mm.models import EANResNet
+    plain = pretrained['r50_in1k']  # a plain ResNet-50 checkpoint into an EAN backbone
+    backbone = EANResNet(depth=50)
+    report = load_pretrained(backbone, str(plain), prefix='backbone.')
+    assert len(report['missing']) == 16 * 4 and all('.ean.' in k for k in report['missing'])
+    assert report['unexpected'] == [] and report['shape_mismatch'] == []
+    with pytest.raises(PretrainedMismatchError,
+                       match=r'missing in checkpoint \(64\): layer1\.0\.ean\.alpha'):
+        load_pretrained(EANResNet(depth=50), str(plain), prefix='backbone.', strict=True)
+
+    # wrong depth: unexpected keys, and the error lists them
+    with pytest.raises(PretrainedMismatchError, match=r'unexpected in checkpoint'):
+        load_pretrained(EANResNet(depth=18, ean_groups=32), str(pretrained['ean_r50_in1k']),
+                        prefix='backbone.', strict=True)
+
+
+def test_strict_mismatch_is_a_clean_tool_error(pretrained, imagenet, tmp_path):
+    """A plain ResNet-50 checkpoint, strict, into EAN-ResNet-50: one line, no stack dump."""
+    proc = subprocess.run(
+        [sys.executable, 'tools/train.py', 'configs/pretrain/ean_r50_in1k.py', '--work-dir',
+         str(tmp_path), '--cfg-options', *tiny_pretrain_options(imagenet),
+         'model.backbone.init_cfg.type=Pretrained', 'model.backbone.init_cfg.prefix=backbone.',
+         f'model.backbone.init_cfg.checkpoint={pretrained["r50_in1k"]}',
+         'model.backbone.init_cfg.strict=True'],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert 'missing in checkpoint (64): layer1.0.ean.alpha' in proc.stderr
