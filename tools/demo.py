@@ -38,7 +38,7 @@ def run(step: str, args: list, show_all: bool = False) -> str:
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if show_all or any(key in line for key in ('Iter(', 'coco/', 'rror')):
+        if show_all or any(key in line for key in ('Iter(', 'coco/bbox', 'rror')):
             print(line, end='', flush=True)
     if proc.wait() != 0:
         print(''.join(lines[-40:]), file=sys.stderr)

@@ -20,25 +20,49 @@ from mmpretrain.registry import MODELS
 import ean_mm  # noqa: F401  (registers the EAN components)
 
 # (name, backbone config, feature channels, paper's count in M or None, paper reference)
-CLASSIFIERS: List[Tuple[str, dict, int, Optional[float], str]] = [
-    ('ResNet-50 classifier', dict(type='ResNet', depth=50, out_indices=(3, )), 2048, 25.56, 'Table 3'),
-    ('EAN-ResNet-50 classifier', dict(type='EANResNet', depth=50, out_indices=(3, )), 2048, 25.56,
-     'Table 3'),
-    ('MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
-    ('EAN-MobileNeXt classifier', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
-]
+SE = dict(type='SE', reduction=16)
+CA = dict(type='CoordAttention', reduction=32, min_channels=8)
 
+
+def _resnet(**kwargs) -> dict:
+    # mmdet's ResNet (mmpretrain's own takes no plugins), as in configs/pretrain/*_r50_in1k.py
+    return dict(type='mmdet.ResNet', depth=50, out_indices=(3, ), norm_eval=False, **kwargs)
+
+
+def _plugin(layer: dict) -> list:
+    return [dict(cfg=layer, position='after_conv3')]
+
+
+CLASSIFIERS: List[Tuple[str, dict, int, Optional[float], str]] = [
+    ('ResNet-50 classifier', _resnet(), 2048, 25.56, 'Table 3'),
+    ('EAN-ResNet-50 classifier', dict(_resnet(), type='EANResNet'), 2048, 25.56, 'Table 3'),
+    ('SE-ResNet-50 classifier', _resnet(plugins=_plugin(SE)), 2048, 28.09, 'Table 3'),
+    ('CA-ResNet-50 classifier', _resnet(plugins=_plugin(CA)), 2048, 28.08, 'Table 3'),
+    ('MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
+    ('EAN-MobileNeXt classifier', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54,
+     'Table 3'),
+    ('SE-MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, ), attention_cfg=SE),
+     1280, 4.19, 'Table 3'),
+    ('CA-MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, ), attention_cfg=CA),
+     1280, 4.39, 'Table 3'),
+]
 
 # (config, paper's count in M, paper reference)
 DETECTORS: List[Tuple[str, Optional[float], str]] = [
     ('configs/faster_rcnn_r50_coco.py', 41.7, 'Table 5'),
     ('configs/faster_rcnn_ean_r50_coco.py', 41.7, 'Table 5'),
+    ('configs/faster_rcnn_se_r50_coco.py', 44.3, 'Table 5'),
+    ('configs/faster_rcnn_ca_r50_coco.py', 44.7, 'Table 5'),
     ('configs/faster_rcnn_r50_voc.py', None, '-'),
     ('configs/faster_rcnn_ean_r50_voc.py', None, '-'),
     ('configs/ssdlite320_mobilenext_coco.py', 4.3, 'Table 5'),
     ('configs/ssdlite320_ean_mobilenext_coco.py', 4.3, 'Table 5'),
+    ('configs/ssdlite320_se_mobilenext_coco.py', 4.7, 'Table 5'),
+    ('configs/ssdlite320_ca_mobilenext_coco.py', 4.8, 'Table 5'),
     ('configs/ssdlite320_mobilenext_voc.py', 4.4, 'Table 4'),
     ('configs/ssdlite320_ean_mobilenext_voc.py', 4.4, 'Table 4'),
+    ('configs/ssdlite320_se_mobilenext_voc.py', 4.8, 'Table 4'),
+    ('configs/ssdlite320_ca_mobilenext_voc.py', 4.9, 'Table 4'),
 ]
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
