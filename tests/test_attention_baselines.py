@@ -61,8 +61,8 @@ def test_names_do_not_shadow_other_layers():
 
 @LAYERS
 def test_resnet_plugin_after_conv3(name, cls, abbr):
-    plain = MMDET_MODELS.build(dict(type='ResNet', depth=50))
-    model = MMDET_MODELS.build(dict(type='ResNet', depth=50, plugins=[
+    plain = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50))
+    model = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50, plugins=[
         dict(cfg=dict(type=name), position='after_conv3')]))
     layers = {k: m for k, m in model.named_modules() if isinstance(m, cls)}
     assert len(layers) == 16 and f'layer1.0.{abbr}' in layers and f'layer4.2.{abbr}' in layers

@@ -35,7 +35,9 @@ def test_builds_by_name(registry, cfg, cls):
 
 
 def test_plugin_resnet_equals_ean_resnet():
-    plugin = MMDET_MODELS.build(dict(type='ResNet', depth=50, plugins=EAN_PLUGIN))
+    # scope-qualified: another test may have left mmpretrain (whose ResNet has no plugins) as
+    # the default scope
+    plugin = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50, plugins=EAN_PLUGIN))
     ean = MMDET_MODELS.build(dict(type='EANResNet', depth=50))
     assert list(plugin.state_dict()) == list(ean.state_dict())
     assert 'layer4.2.ean.alpha' in ean.state_dict()
