@@ -224,7 +224,7 @@ def _make_compiled() -> Tuple[Callable, Callable]:
       materialised ``(N, C, 1, 1)`` tensors: in one graph inductor inlined their computation from
       the ``K``-vectors into the elementwise loops, with symbolic-size integer division and
       modulo per vector of elements, which made the dynamic-shape forward 1.3-1.8x slower than
-      static-shape ones (1.2x for the backward). Split, they run at about static-kernel speed.
+      static-shape ones (the backward up to 1.2x). Split, they run at about static-kernel speed.
     * The small per-``K`` parameter computations stay eager (a few microseconds per layer).
     """
     coefficients = torch.compile(_forward_coefficients, dynamic=True)

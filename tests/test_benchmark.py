@@ -1,0 +1,149 @@
+"""tools/analysis/benchmark.py (ean_mm.utils.benchmark): end to end on tiny settings, model
+resolution, Params / FLOPs counting, report rendering. No timing assertions."""
+import argparse
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ean_mm.utils import benchmark as bm
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+R50_PARAMS = 25_557_032
+R50_FLOPS = 4_111_512_576  # mmengine's count at 224x224 (1 multiply-add = 1 FLOP): "4.11G"
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('bench')
+    try:
+        rows = bm.main(['--models', 'ean-r18', '--img-size', '32', '--batch-size', '2',
+                        '--rounds', '2', '--warmup', '1', '--mem-steps', '1',
+                        '--out-dir', str(out)])
+    finally:
+        torch.set_flush_denormal(False)  # the tool's CPU setting; keep other tests unaffected
+    return out, rows
+
+
+def test_end_to_end_writes_table_png_json(tiny_run):
+    out, rows = tiny_run
+    assert [r['name'] for r in rows] == ['r18', 'ean-r18']  # the plain twin is added, first
+    md = (out / 'fused.md').read_text()
+    header = '| ' + ' | '.join(bm.TABLE_COLUMNS) + ' |'
+    assert header in md
+    table = [line for line in md.splitlines() if line.startswith('| ResNet-18 |')
+             or line.startswith('| EAN-ResNet-18 |')]
+    assert len(table) == 2
+    assert all(line.count('|') == len(bm.TABLE_COLUMNS) + 1 for line in table)
+    for needle in ('- date: ', '- cpu: ', '- torch threads: ', 'torch ' + torch.__version__,
+                   '- command: `python tools/analysis/benchmark.py --models ean-r18',
+                   'Table 3', '## Targets', 'EAN-ResNet-18: inference latency'):
+        assert needle in md, needle
+    png = (out / 'fused.png').read_bytes()
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000
+    data = json.loads((out / 'fused.json').read_text())
+    ean = {r['name']: r for r in data['rows']}['ean-r18']
+    assert ean['twin'] == 'r18' and ean['ean_layers'] == 8
+    assert len(ean['infer_s']) == len(ean['train_s']) == 2
+    for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb'):
+        assert ean[key] is not None and ean[key] > 0, key
+    # EAN adds 4 vectors of C/64 per block: 2 blocks per stage, C = 64, 128, 256, 512.
+    assert ean['params'] == {r['name']: r for r in data['rows']}['r18']['params'] + 2 * 4 * 15
+
+
+def test_memory_probe_in_fresh_process(tiny_run):
+    _, rows = tiny_run
+    for row in rows:
+        assert row['state_mb'] > 0 and row['peak_mb'] > row['state_mb']
+    # ResNet-18 training state (parameters + SGD momentum, float32) is ~89 MB.
+    assert 80 < rows[0]['state_mb'] < 100
+
+
+def test_resnet50_params_and_flops():
+    cpu = torch.device('cpu')
+    model = bm.build_model(bm.PRESETS['r50'])
+    assert bm.count_params(model) == R50_PARAMS
+    flops, note = bm.count_flops(model, bm.PRESETS['r50'], 224, cpu)
+    assert flops == R50_FLOPS and note == ''
+    # EAN-ResNet-50: same parameters + 16 x 4 x (C/64); the fused op counts as the reference
+    # path's GroupNorm (5 FLOPs per element of the 16 conv3 outputs).
+    extra = 5 * (3 * 256 * 56**2 + 4 * 512 * 28**2 + 6 * 1024 * 14**2 + 3 * 2048 * 7**2)
+    for impl in ('fused', 'reference'):
+        ean = bm.build_model(bm.PRESETS['ean-r50'], impl)
+        assert bm.count_params(ean) == R50_PARAMS + 944
+        assert bm.count_flops(ean, bm.PRESETS['ean-r50'], 224, cpu)[0] == R50_FLOPS + extra
+
+
+def test_resolve_adds_twins_groups_families():
+    names = [s.name for s in bm.resolve(['ean-mx', 'se-r50', 'mx', 'ca-r50'])]
+    assert names == ['mx', 'ean-mx', 'r50', 'se-r50', 'ca-r50']
+    assert [s.name for s in bm.resolve(bm.DEFAULT_MODELS)] == bm.DEFAULT_MODELS
+    config = osp.join('configs', 'ssdlite320_ean_mobilenext_voc.py')
+    specs = bm.resolve([config])
+    assert [osp.basename(s.name) for s in specs] == ['ssdlite320_mobilenext_voc.py',
+                                                    'ssdlite320_ean_mobilenext_voc.py']
+    assert specs[1].attention == 'EAN' and specs[1].kind == 'detector'
+    with pytest.raises(SystemExit):
+        bm.resolve(['no-such-model'])
+
+
+def test_configure_ean_sets_every_layer():
+    from ean_mm.models.layers.ean import EAN
+    model = bm.build_model(bm.PRESETS['ean-r18'], 'reference', True)
+    layers = [m for m in model.modules() if isinstance(m, EAN)]
+    assert len(layers) == 8
+    assert all(m.implementation == 'reference' and m.use_compile for m in layers)
+    assert bm.configure_ean(model, 'fused', False) == 8
+    assert all(m.implementation == 'fused' and not m.use_compile for m in layers)
+
+
+def test_detector_bench_runs():
+    spec = bm.resolve([osp.join(ROOT, 'configs', 'ssdlite320_ean_mobilenext_voc.py')])[1]
+    model = bm.build_model(spec)
+    bench = bm.Bench(spec, model, 2, 64, torch.device('cpu'))  # BN needs 2 values per channel
+    bench.infer()
+    bench.train_step()
+    flops, _ = bm.count_flops(model, spec, 64, torch.device('cpu'))
+    assert flops > 0 and bench.state_bytes() > 4 * bm.count_params(model)
+
+
+def _row(name, label, family, attention, twin, **ratios):
+    row = dict(name=name, label=label, family=family, attention=attention, twin=twin, batch=8,
+               params=1, flops=1, flops_note='', img_s=1.0, infer_ms=1.0, train_ms=1.0,
+               peak_mb=1.0, first_infer_ms=5000.0, first_train_ms=6000.0, graphs_warmup=2,
+               graphs_timed=0, ean_layers=16 if attention == 'EAN' else 0)
+    row.update(ratios)
+    return row
+
+
+def test_report_targets_and_compile_section():
+    rows = [_row('r50', 'ResNet-50', 'R', 'plain', None),
+            _row('se-r50', 'SE-ResNet-50', 'R', 'SE', 'r50', infer_ratio=1.2, train_ratio=1.1,
+                 mem_ratio=1.05),
+            _row('ean-r50', 'EAN-ResNet-50', 'R', 'EAN', 'r50', infer_ratio=1.05,
+                 train_ratio=1.2, mem_ratio=1.02)]
+    lines = bm.target_lines(rows)
+    assert len(lines) == 1
+    assert 'inference latency 1.050x (target <= 1.070x: met)' in lines[0]
+    assert 'training step 1.200x (target <= 1.100x: NOT met)' in lines[0]
+    assert 'inference latency vs SE 1.200x: cheaper' in lines[0]
+    assert 'training step vs SE 1.100x: NOT cheaper' in lines[0]
+    args = bm.parse_args(['--compile', '--out-dir', 'x'])
+    assert args.name == 'fused-compile'
+    md = bm.markdown(rows, args, {'date': 'd', 'device': 'cpu'}, 'python tools/analysis/x')
+    assert '## Compilation (`--compile`)' in md and '| EAN-ResNet-50 | 5000 |' in md
+
+
+def test_cli_help_and_bad_arguments():
+    tool = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
+    proc = subprocess.run([sys.executable, tool, '--help'], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for option in ('--models', '--batch-size', '--img-size', '--rounds', '--warmup', '--device',
+                   '--threads', '--ean-impl', '--compile', '--out-dir'):
+        assert option in proc.stdout
+    with pytest.raises(SystemExit):
+        bm.parse_args(['--rounds', '0'])
+    assert isinstance(bm.parse_args([]), argparse.Namespace)
