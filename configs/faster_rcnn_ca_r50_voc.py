@@ -5,6 +5,6 @@ _base_ = './faster_rcnn_r50_voc.py'
 
 model = dict(
     backbone=dict(
-        plugins=[dict(cfg=dict(type='CoordAttention', reduction=32, min_channels=8),
-                      position='after_conv3')],
+        type='ean_mm.AttentionResNet',
+        attention_cfg=dict(type='ean_mm.CoordAttention', reduction=32, min_channels=8),
         init_cfg=dict(checkpoint='checkpoints/ca_r50_in1k.pth')))

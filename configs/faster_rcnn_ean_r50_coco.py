@@ -4,6 +4,6 @@ _base_ = './faster_rcnn_r50_coco.py'
 
 model = dict(
     backbone=dict(
-        type='EANResNet',
+        type='ean_mm.EANResNet',
         ean_groups=64,
         init_cfg=dict(checkpoint='checkpoints/ean_r50_in1k.pth')))

@@ -5,5 +5,6 @@ _base_ = './faster_rcnn_r50_coco.py'
 
 model = dict(
     backbone=dict(
-        plugins=[dict(cfg=dict(type='SE', reduction=16), position='after_conv3')],
+        type='ean_mm.AttentionResNet',
+        attention_cfg=dict(type='ean_mm.SE', reduction=16),
         init_cfg=dict(checkpoint='checkpoints/se_r50_in1k.pth')))

@@ -5,5 +5,5 @@ _base_ = './ssdlite320_mobilenext_voc.py'
 
 model = dict(
     backbone=dict(
-        attention_cfg=dict(type='CoordAttention', reduction=32, min_channels=8),
+        attention_cfg=dict(type='ean_mm.CoordAttention', reduction=32, min_channels=8),
         init_cfg=dict(checkpoint='checkpoints/ca_mobilenext_in1k.pth')))

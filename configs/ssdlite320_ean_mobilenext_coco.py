@@ -4,6 +4,6 @@ _base_ = './ssdlite320_mobilenext_coco.py'
 
 model = dict(
     backbone=dict(
-        type='EANMobileNeXt',
+        type='ean_mm.EANMobileNeXt',
         ean_groups=8,
         init_cfg=dict(checkpoint='checkpoints/ean_mobilenext_in1k.pth')))

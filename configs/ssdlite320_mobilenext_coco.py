@@ -9,7 +9,7 @@ custom_imports = dict(imports=['ean_mm'], allow_failed_imports=False)
 model = dict(
     backbone=dict(
         _delete_=True,
-        type='MobileNeXt',
+        type='ean_mm.MobileNeXt',
         out_indices=(4, 7),  # strides 16 and 32: 384 and 1280 channels
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03),
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mobilenext_in1k.pth',
@@ -17,7 +17,7 @@ model = dict(
     neck=dict(in_channels=(384, 1280), out_channels=(384, 1280, 512, 256, 256, 128)),
     # mmdet 3.3.0's SSDHead cannot predict (upstream #11063 / #11780): ean_mm's CompatSSDHead
     # is the same head with that fixed.
-    bbox_head=dict(type='CompatSSDHead', in_channels=(384, 1280, 512, 256, 256, 128)))
+    bbox_head=dict(type='ean_mm.CompatSSDHead', in_channels=(384, 1280, 512, 256, 256, 128)))
 
 # COCO: batch 16 (8 GPUs x 2), lr 0.01.
 train_dataloader = dict(batch_size=2)

@@ -5,6 +5,7 @@ _base_ = './ssdlite320_mobilenext_coco.py'
 
 model = dict(bbox_head=dict(num_classes=20))
 
+# The VOC data section, as in faster_rcnn_r50_voc.py with this detector's pipelines.
 voc_root = 'data/VOCdevkit/'
 voc_train = dict(
     type='VOCDataset',

@@ -4,5 +4,5 @@ _base_ = './ssdlite320_mobilenext_voc.py'
 
 model = dict(
     backbone=dict(
-        attention_cfg=dict(type='SE', reduction=16),
+        attention_cfg=dict(type='ean_mm.SE', reduction=16),
         init_cfg=dict(checkpoint='checkpoints/se_mobilenext_in1k.pth')))

@@ -1,5 +1,5 @@
-"""SE and Coordinate Attention, the EAN paper's comparison baselines: registries, plugin use,
-hand-written references, parameter counts and the configs of their detectors."""
+"""SE and Coordinate Attention, the paper's baselines: equation references, the scoped registry,
+one ``attention_cfg`` mechanism in ResNet and MobileNeXt, parameter counts, detection twins."""
 import os.path as osp
 
 import pytest
@@ -11,15 +11,17 @@ from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 
 import ean_mm  # noqa: F401
-from ean_mm.models import MobileNeXt
-from ean_mm.models.layers.coord_attention import CoordAttention
-from ean_mm.models.layers.se import SE
+from ean_mm.checkpoint import load_pretrained
+from ean_mm.models import AttentionResNet, CoordAttention, MobileNeXt, SE
+from ean_mm.paper import classifier_cfg
+from ean_mm.utils import InputError
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REGISTRIES = pytest.mark.parametrize('registry', [ROOT_MODELS, MMDET_MODELS, MMPRETRAIN_MODELS],
                                      ids=['mmengine', 'mmdet', 'mmpretrain'])
-LAYERS = pytest.mark.parametrize('name,cls,abbr', [('SE', SE, 'se'),
-                                                   ('CoordAttention', CoordAttention, 'ca')])
+LAYERS = pytest.mark.parametrize('name,cls,abbr', [('ean_mm.SE', SE, 'se'),
+                                                   ('ean_mm.CoordAttention', CoordAttention,
+                                                    'ca')])
 
 # ImageNet classifiers (mmpretrain ImageClassifier: GAP + LinearClsHead, 1000 classes).
 R50_PARAMS = 25_557_032
@@ -40,27 +42,33 @@ def randomize_(module: torch.nn.Module) -> None:
             p.copy_(torch.randn_like(p) * 0.5)
 
 
-# ---------------------------------------------------------------- registries and plugin use
+# ---------------------------------------------------------------- registry and attention_cfg
 @REGISTRIES
 @LAYERS
-def test_builds_by_name(registry, name, cls, abbr):
+def test_builds_by_scoped_name(registry, name, cls, abbr):
     layer = registry.build(dict(type=name, in_channels=64))
     assert type(layer) is cls and cls._abbr_ == abbr
     assert registry.get(name) is cls
 
 
-def test_names_do_not_shadow_other_layers():
-    # mmdet and mmpretrain keep their own SELayer; ours is a different, root-level name.
-    from mmdet.models.layers import SELayer as MMDetSELayer
-    from mmpretrain.models.utils import SELayer as MMPretrainSELayer
-    assert MMDET_MODELS.get('SE') is SE and MMPRETRAIN_MODELS.get('SE') is SE
-    assert SE not in (MMDetSELayer, MMPretrainSELayer)
-    for registry in (ROOT_MODELS, MMDET_MODELS, MMPRETRAIN_MODELS):
-        assert registry.get('CoordAttention') is CoordAttention
+def test_generic_names_stay_free_for_other_packages():
+    # ean_mm registers in its own scope: another package may register 'SE' / 'CoordAttention'
+    # in the root registry (which raised "already registered" while ours were there).
+    others = {name: type(name, (torch.nn.Module, ), {}) for name in ('SE', 'CoordAttention')}
+    try:
+        for name, cls in others.items():
+            ROOT_MODELS.register_module(name=name, module=cls)
+        for registry in (ROOT_MODELS, MMDET_MODELS, MMPRETRAIN_MODELS):
+            assert registry.get('SE') is others['SE'] and registry.get('ean_mm.SE') is SE
+            assert registry.get('CoordAttention') is others['CoordAttention']
+            assert registry.get('ean_mm.CoordAttention') is CoordAttention
+    finally:
+        for name in others:
+            ROOT_MODELS._module_dict.pop(name)
 
 
 @LAYERS
-def test_resnet_plugin_after_conv3(name, cls, abbr):
+def test_stock_resnet_plugin_after_conv3(name, cls, abbr):
     plain = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50))
     model = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50, plugins=[
         dict(cfg=dict(type=name), position='after_conv3')]))
@@ -77,6 +85,52 @@ def test_resnet_plugin_after_conv3(name, cls, abbr):
 
 
 @LAYERS
+def test_attention_resnet_is_stock_resnet_with_the_plugin(name, cls, abbr):
+    # Same modules, keys and outputs as mmdet's ResNet with the layer as after_conv3 plugin.
+    ours = AttentionResNet(depth=50, attention_cfg=dict(type=name)).eval()
+    stock = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50, plugins=[
+        dict(cfg=dict(type=name), position='after_conv3')]))
+    stock.eval()  # mmdet's ResNet.train returns None
+    assert list(ours.state_dict()) == list(stock.state_dict())
+    randomize_(ours)
+    stock.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(ours(x), stock(x)):
+            assert torch.equal(a, b)
+
+
+@LAYERS
+def test_attention_in_basic_blocks_before_the_add(name, cls, abbr):
+    net = AttentionResNet(depth=18, attention_cfg=dict(type=name, postfix='_1')).eval()
+    layers = {k: m for k, m in net.named_modules() if isinstance(m, cls)}
+    assert sorted(layers)[:2] == [f'layer1.0.{abbr}_1', f'layer1.1.{abbr}_1'] and len(layers) == 8
+    # A zero map in the layer's place leaves relu(identity): it sits before the residual add.
+    block = net.layer1[0]
+    zero = torch.nn.Conv2d(64, 64, 1, bias=False)
+    torch.nn.init.zeros_(zero.weight)
+    setattr(block, f'{abbr}_1', zero)
+    x = torch.randn(1, 64, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(block(x), torch.relu(x))
+
+
+@pytest.mark.parametrize('attention', [dict(type='SE'), dict(type='ean_mm.SE'),
+                                       dict(type='CoordAttention')])
+def test_attention_type_resolves_in_ean_mm_scope_from_any_default_scope(attention):
+    for scope in ('mmdet', 'mmpretrain', 'mmengine'):
+        init_default_scope(scope)
+        net = MMDET_MODELS.build(dict(type='ean_mm.MobileNeXt', attention_cfg=attention))
+        expected = CoordAttention if 'Coord' in attention['type'] else SE
+        assert sum(isinstance(m, expected) for m in net.modules()) == 20
+
+
+def test_unknown_attention_type_is_a_clear_error():
+    with pytest.raises(KeyError, match="'NoSuchLayer' is not registered in scope 'ean_mm'"):
+        AttentionResNet(depth=18, attention_cfg=dict(type='NoSuchLayer'))
+
+
+@LAYERS
 def test_mobilenext_attention_cfg(name, cls, abbr):
     model = MobileNeXt(attention_cfg=dict(type=name))
     layers = {k: m for k, m in model.named_modules() if isinstance(m, cls)}
@@ -88,6 +142,26 @@ def test_mobilenext_attention_cfg(name, cls, abbr):
         outs = model(x)
         plain_outs = MobileNeXt().eval()(x)
     assert [o.shape for o in outs] == [o.shape for o in plain_outs]
+
+
+@LAYERS
+def test_pretrained_report_and_strict_for_attention_twins(name, cls, abbr, tmp_path):
+    # A plain ResNet-18 checkpoint into the SE / CA twin: loads every ResNet tensor, names the
+    # attention tensors it lacks, and strict=True refuses it (the path EAN backbones use too).
+    plain = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=18))
+    randomize_(plain)
+    path = tmp_path / 'r18.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in plain.state_dict().items()}}, path)
+    twin = AttentionResNet(depth=18, attention_cfg=dict(type=name),
+                           init_cfg=dict(type='Pretrained', checkpoint=str(path),
+                                         prefix='backbone.'))
+    twin.init_weights()
+    assert torch.equal(twin.layer4[1].conv2.weight, plain.layer4[1].conv2.weight)
+    report = load_pretrained(twin, str(path), prefix='backbone.')
+    assert len(report['loaded']) == len(plain.state_dict())
+    assert report['missing'] and all(f'.{abbr}.' in k for k in report['missing'])
+    with pytest.raises(InputError, match=rf'missing in checkpoint .*layer1\.0\.{abbr}\.'):
+        load_pretrained(twin, str(path), prefix='backbone.', strict=True)
 
 
 @LAYERS
@@ -203,31 +277,15 @@ def test_ca_parameter_count():
 
 
 # ---------------------------------------------------------------- classifier parameter counts
-def classifier(backbone: dict, channels: int):
-    init_default_scope('mmpretrain')
-    return MMPRETRAIN_MODELS.build(dict(
-        type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=channels)))
+def classifier(name: str):
+    return MMPRETRAIN_MODELS.build(classifier_cfg(name))
 
 
-@pytest.mark.parametrize('attention,expected', [
-    (None, R50_PARAMS),
-    (dict(type='SE', reduction=16), SE_R50_PARAMS),
-    (dict(type='CoordAttention', reduction=32, min_channels=8), CA_R50_PARAMS),
-], ids=['R50', 'SE-R50', 'CA-R50'])
-def test_resnet50_classifier_parameter_counts(attention, expected):
-    plugins = None if attention is None else [dict(cfg=attention, position='after_conv3')]
-    model = classifier(dict(type='mmdet.ResNet', depth=50, out_indices=(3, ), plugins=plugins),
-                       2048)
-    assert n_params(model) == expected
-
-
-@pytest.mark.parametrize('attention,expected', [
-    (None, MX_PARAMS), (dict(type='SE'), SE_MX_PARAMS),
-    (dict(type='CoordAttention'), CA_MX_PARAMS)], ids=['MX', 'SE-MX', 'CA-MX'])
-def test_mobilenext_classifier_parameter_counts(attention, expected):
-    model = classifier(dict(type='MobileNeXt', out_indices=(7, ), attention_cfg=attention), 1280)
-    assert n_params(model) == expected
+@pytest.mark.parametrize('name,expected', [
+    ('r50', R50_PARAMS), ('se-r50', SE_R50_PARAMS), ('ca-r50', CA_R50_PARAMS),
+    ('mx', MX_PARAMS), ('se-mx', SE_MX_PARAMS), ('ca-mx', CA_MX_PARAMS)])
+def test_classifier_parameter_counts(name, expected):
+    assert n_params(classifier(name)) == expected
 
 
 # ---------------------------------------------------------------- detector configs
@@ -279,9 +337,13 @@ def test_config_loads_and_builds(config, twin, cls, checkpoint):
     assert sum(n_params(m) for m in layers) == ADDED[cls][kind]
 
 
-def test_classifier_checkpoint_keys_match_detector_backbone():
-    # A pretrained SE-ResNet-50 classifier (prefix 'backbone.') loads into the detector.
-    _, _, det = build_detector('faster_rcnn_se_r50_coco.py')
-    clf = classifier(dict(type='mmdet.ResNet', depth=50, out_indices=(3, ), plugins=[
-        dict(cfg=dict(type='SE', reduction=16), position='after_conv3')]), 2048)
-    assert set(clf.backbone.state_dict()) == set(det.backbone.state_dict())
+@pytest.mark.parametrize('pretrain,detector', [('se_r50_in1k', 'faster_rcnn_se_r50_coco.py'),
+                                               ('ca_mobilenext_in1k',
+                                                'ssdlite320_ca_mobilenext_voc.py')])
+def test_pretraining_config_keys_match_detector_backbone(pretrain, detector):
+    # What configs/pretrain/<name>.py trains loads into the detector under the prefix 'backbone.'.
+    _, _, det = build_detector(detector)
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'pretrain', f'{pretrain}.py'))
+    init_default_scope('mmpretrain')
+    clf = MMPRETRAIN_MODELS.build(cfg.model)
+    assert clf.backbone.state_dict().keys() == det.backbone.state_dict().keys()

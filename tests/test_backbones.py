@@ -2,14 +2,14 @@
 import pytest
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
-from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
 import ean_mm  # noqa: F401
 from ean_mm.models import EAN, EANMobileNeXt, EANResNet, MobileNeXt
+from ean_mm.paper import CLASSIFIERS, classifier_cfg
 
-EAN_PLUGIN = [dict(cfg=dict(type='EAN', groups=64), position='after_conv3')]
+EAN_PLUGIN = [dict(cfg=dict(type='ean_mm.EAN', groups=64), position='after_conv3')]
 REGISTRIES = pytest.mark.parametrize('registry', [MMDET_MODELS, MMPRETRAIN_MODELS],
                                      ids=['mmdet', 'mmpretrain'])
 
@@ -26,9 +26,9 @@ def randomize_(module: torch.nn.Module) -> None:
 
 @REGISTRIES
 @pytest.mark.parametrize('cfg,cls', [
-    (dict(type='EANResNet', depth=50), EANResNet),
-    (dict(type='MobileNeXt'), MobileNeXt),
-    (dict(type='EANMobileNeXt'), EANMobileNeXt),
+    (dict(type='ean_mm.EANResNet', depth=50), EANResNet),
+    (dict(type='ean_mm.MobileNeXt'), MobileNeXt),
+    (dict(type='ean_mm.EANMobileNeXt'), EANMobileNeXt),
 ])
 def test_builds_by_name(registry, cfg, cls):
     assert isinstance(registry.build(cfg), cls)
@@ -38,7 +38,7 @@ def test_plugin_resnet_equals_ean_resnet():
     # scope-qualified: another test may have left mmpretrain (whose ResNet has no plugins) as
     # the default scope
     plugin = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=50, plugins=EAN_PLUGIN))
-    ean = MMDET_MODELS.build(dict(type='EANResNet', depth=50))
+    ean = MMDET_MODELS.build(dict(type='ean_mm.EANResNet', depth=50))
     assert list(plugin.state_dict()) == list(ean.state_dict())
     assert 'layer4.2.ean.alpha' in ean.state_dict()
     assert sum(isinstance(m, EAN) for m in ean.modules()) == 16
@@ -83,7 +83,7 @@ def test_resnet18_ean_in_basic_blocks_and_zero_init():
 
 
 def test_resnet_groups_error_names_stage():
-    with pytest.raises(ValueError, match=r'ean_groups=48.*256.*layer1'):
+    with pytest.raises(ValueError, match=r'EANResNet stage layer1 \(256 output channels\).*groups=48'):
         EANResNet(depth=50, ean_groups=48)
 
 
@@ -128,8 +128,8 @@ def test_mobilenext_groups_error_names_block():
         EANMobileNeXt(ean_groups=16, widen_factor=0.5)
 
 
-@pytest.mark.parametrize('cfg', [dict(type='EANResNet', depth=50),
-                                 dict(type='EANMobileNeXt')])
+@pytest.mark.parametrize('cfg', [dict(type='ean_mm.EANResNet', depth=50),
+                                 dict(type='ean_mm.EANMobileNeXt')])
 def test_frozen_stages_and_norm_eval(cfg):
     net = MMDET_MODELS.build(dict(cfg, frozen_stages=2, norm_eval=True))
     net.train()
@@ -147,8 +147,8 @@ def test_frozen_stages_and_norm_eval(cfg):
     assert all(m.training for m in trainable.modules())
 
 
-@pytest.mark.parametrize('cfg', [dict(type='EANResNet', depth=50, with_cp=True),
-                                 dict(type='EANMobileNeXt', with_cp=True)])
+@pytest.mark.parametrize('cfg', [dict(type='ean_mm.EANResNet', depth=50, with_cp=True),
+                                 dict(type='ean_mm.EANMobileNeXt', with_cp=True)])
 def test_with_cp_matches_plain(cfg):
     net_cp = MMDET_MODELS.build(cfg).train()
     net = MMDET_MODELS.build(dict(cfg, with_cp=False)).train()
@@ -160,27 +160,23 @@ def test_with_cp_matches_plain(cfg):
     assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
-def classifier(backbone: dict, in_channels: int) -> torch.nn.Module:
-    init_default_scope('mmpretrain')
-    return MMPRETRAIN_MODELS.build(dict(
-        type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
-        head=dict(type='LinearClsHead', num_classes=1000, in_channels=in_channels)))
+def classifier(name: str) -> torch.nn.Module:
+    return MMPRETRAIN_MODELS.build(classifier_cfg(name))
 
 
 def ean_extra_params(channels_per_block, groups):
-    return sum(4 * c // groups for c in channels_per_block)
+    return sum(4 * c // groups for c in channels_per_block)  # gamma, beta, alpha, delta: C/G each
 
 
 def test_parameter_counts_against_paper():
-    r50 = classifier(dict(type='ResNet', depth=50, out_indices=(3, )), 2048)
-    ean_r50 = classifier(dict(type='EANResNet', depth=50, out_indices=(3, )), 2048)
     resnet_blocks = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
-    assert n_params(r50) == 25_557_032  # Table 3: ResNet-50 25.56M
-    assert n_params(ean_r50) == 25_557_032 + ean_extra_params(resnet_blocks, 64) == 25_557_976
-    assert round(n_params(ean_r50) / 1e6, 2) == 25.56  # Table 3: EAN-R50 25.56M
+    r50, ean_r50 = n_params(classifier('r50')), n_params(classifier('ean-r50'))
+    assert r50 == 25_557_032
+    assert ean_r50 == r50 + ean_extra_params(resnet_blocks, 64) == 25_557_976
+    for name, n in (('r50', r50), ('ean-r50', ean_r50)):  # Table 3: 25.56M both
+        assert round(n / 1e6, 2) == CLASSIFIERS[name].paper.params_m
 
-    mx = classifier(dict(type='MobileNeXt', out_indices=(7, )), 1280)
-    ean_mx = classifier(dict(type='EANMobileNeXt', out_indices=(7, )), 1280)
+    mx, ean_mx = n_params(classifier('mx')), n_params(classifier('ean-mx'))
     mx_blocks = [96, 144] + [192] * 3 + [288] * 3 + [384] * 4 + [576] * 4 + [960] * 3 + [1280]
-    assert n_params(mx) == 3_305_720  # README explains the gap to Table 3's 3.54M
-    assert n_params(ean_mx) == n_params(mx) + ean_extra_params(mx_blocks, 8) == 3_310_560
+    assert mx == 3_305_720  # README explains the gap to Table 3's 3.54M
+    assert ean_mx == mx + ean_extra_params(mx_blocks, 8) == 3_310_560

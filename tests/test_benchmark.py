@@ -1,17 +1,13 @@
-"""tools/analysis/benchmark.py (ean_mm.utils.benchmark): end to end on tiny settings, model
-resolution, Params / FLOPs counting, report rendering. No timing assertions."""
-import argparse
+"""tools/analysis/benchmark.py: end to end on tiny settings, model resolution, Params / FLOPs
+counting, report rendering. No timing assertions."""
 import json
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
+from conftest import ROOT, load_tool, run_tool
 
-from ean_mm.utils import benchmark as bm
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+bm = load_tool('tools/analysis/benchmark.py')
 R50_PARAMS = 25_557_032
 R50_FLOPS = 4_111_512_576  # mmengine's count at 224x224 (1 multiply-add = 1 FLOP): "4.11G"
 
@@ -64,17 +60,17 @@ def test_memory_probe_in_fresh_process(tiny_run):
 
 def test_resnet50_params_and_flops():
     cpu = torch.device('cpu')
-    model = bm.build_model(bm.PRESETS['r50'])
+    model = bm.build_model(bm.preset_spec('r50'))
     assert bm.count_params(model) == R50_PARAMS
-    flops, note = bm.count_flops(model, bm.PRESETS['r50'], 224, cpu)
+    flops, note = bm.count_flops(model, bm.preset_spec('r50'), 224, cpu)
     assert flops == R50_FLOPS and note == ''
     # EAN-ResNet-50: same parameters + 16 x 4 x (C/64); the fused op counts as the reference
     # path's GroupNorm (5 FLOPs per element of the 16 conv3 outputs).
     extra = 5 * (3 * 256 * 56**2 + 4 * 512 * 28**2 + 6 * 1024 * 14**2 + 3 * 2048 * 7**2)
     for impl in ('fused', 'reference'):
-        ean = bm.build_model(bm.PRESETS['ean-r50'], impl)
+        ean = bm.build_model(bm.preset_spec('ean-r50'), impl)
         assert bm.count_params(ean) == R50_PARAMS + 944
-        assert bm.count_flops(ean, bm.PRESETS['ean-r50'], 224, cpu)[0] == R50_FLOPS + extra
+        assert bm.count_flops(ean, bm.preset_spec('ean-r50'), 224, cpu)[0] == R50_FLOPS + extra
 
 
 def test_resolve_adds_twins_groups_families():
@@ -90,14 +86,12 @@ def test_resolve_adds_twins_groups_families():
         bm.resolve(['no-such-model'])
 
 
-def test_configure_ean_sets_every_layer():
-    from ean_mm.models.layers.ean import EAN
-    model = bm.build_model(bm.PRESETS['ean-r18'], 'reference', True)
+def test_build_model_sets_every_ean_layer():
+    from ean_mm.models import EAN
+    model = bm.build_model(bm.preset_spec('ean-r18'), 'reference', True)
     layers = [m for m in model.modules() if isinstance(m, EAN)]
     assert len(layers) == 8
     assert all(m.implementation == 'reference' and m.use_compile for m in layers)
-    assert bm.configure_ean(model, 'fused', False) == 8
-    assert all(m.implementation == 'fused' and not m.use_compile for m in layers)
 
 
 def test_detector_bench_runs():
@@ -137,13 +131,16 @@ def test_report_targets_and_compile_section():
     assert '## Compilation (`--compile`)' in md and '| EAN-ResNet-50 | 5000 |' in md
 
 
-def test_cli_help_and_bad_arguments():
-    tool = osp.join(ROOT, 'tools', 'analysis', 'benchmark.py')
-    proc = subprocess.run([sys.executable, tool, '--help'], capture_output=True, text=True)
-    assert proc.returncode == 0
+def test_cli_help_defaults_and_bad_arguments(capsys):
+    proc = run_tool('tools/analysis/benchmark.py', '--help')
     for option in ('--models', '--batch-size', '--img-size', '--rounds', '--warmup', '--device',
                    '--threads', '--ean-impl', '--compile', '--out-dir'):
         assert option in proc.stdout
-    with pytest.raises(SystemExit):
+    args = bm.parse_args([])  # the paper's Table 3 set at 224x224, eager fused EAN
+    assert args.models == ['r50', 'se-r50', 'ca-r50', 'ean-r50', 'mx', 'se-mx', 'ca-mx',
+                           'ean-mx']
+    assert (args.img_size, args.ean_impl, args.compile, args.name) == (224, 'fused', False,
+                                                                      'fused')
+    with pytest.raises(SystemExit) as exc:
         bm.parse_args(['--rounds', '0'])
-    assert isinstance(bm.parse_args([]), argparse.Namespace)
+    assert exc.value.code == 2 and '--rounds must be >= 1' in capsys.readouterr().err

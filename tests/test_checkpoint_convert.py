@@ -1,4 +1,5 @@
-"""Checkpoint converter (ean_mm.utils.checkpoint_convert, tools/model_converters/ean_checkpoint.py).
+"""Checkpoint converter (tools/model_converters/ean_checkpoint.py) and safe checkpoint files
+(ean_mm.checkpoint).
 
 Sources are randomised ResNet-50s (no downloads): a torchvision ``resnet50`` state dict saved
 flat, and an mmpretrain ``ImageClassifier`` saved like an MMEngine training checkpoint (meta,
@@ -6,8 +7,6 @@ state_dict, optimizer, message_hub with a real HistoryBuffer, param_schedulers).
 """
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict
 
@@ -15,17 +14,20 @@ import pytest
 import torch
 import torchvision
 from mmengine.logging import MessageHub
+from conftest import load_tool, run_tool
 from mmengine.registry import init_default_scope
 
 import ean_mm  # noqa: F401  (registers EANResNet, allow-lists MMEngine checkpoint globals)
+from ean_mm.checkpoint import load_checkpoint_file
 from ean_mm.models import EANResNet
-from ean_mm.utils.checkpoint_convert import (EAN_FRESH_VALUES, CheckpointConvertError,
-                                             backbone_only_file, convert_resnet_to_ean,
-                                             extract_backbone, infer_resnet_depth,
-                                             load_checkpoint_file, resnet_to_ean_file)
+from ean_mm.utils import InputError
 
-REPO = Path(__file__).resolve().parents[1]
-TOOL = REPO / 'tools' / 'model_converters' / 'ean_checkpoint.py'
+TOOL = 'tools/model_converters/ean_checkpoint.py'
+converter = load_tool(TOOL)
+EAN_FRESH_VALUES = converter.EAN_FRESH_VALUES
+backbone_only_file, resnet_to_ean_file = converter.backbone_only_file, converter.resnet_to_ean_file
+convert_resnet_to_ean, extract_backbone = converter.convert_resnet_to_ean, converter.extract_backbone
+infer_resnet_depth = converter.infer_resnet_depth
 NUM_EAN_TENSORS_R50 = 16 * 4  # 16 bottlenecks x {gn.weight, gn.bias, alpha, delta}
 
 
@@ -136,7 +138,7 @@ def test_torchvision_to_ean(tv_ckpt, tmp_path):
     assert len(report.kept) == 320 and len(report.initialised) == NUM_EAN_TENSORS_R50
     meta = checkpoint['meta']
     assert meta['source_layout'] == 'torchvision'
-    assert meta['backbone'] == dict(type='EANResNet', depth=50, ean_groups=64)
+    assert meta['backbone'] == dict(type='ean_mm.EANResNet', depth=50, ean_groups=64)
     text = report.format()
     assert 'initialised 64 EAN tensors' in text and 'copied 318 ResNet tensors' in text
     assert 'layer4.{0..2}.ean.{gn.weight,gn.bias,alpha,delta} [32]' in text
@@ -187,7 +189,7 @@ def test_backbone_job(mmpre_ckpt, tmp_path):
 
 def test_backbone_job_refuses_checkpoint_without_backbone(tv_ckpt, tmp_path):
     src, _ = tv_ckpt
-    with pytest.raises(CheckpointConvertError) as err:
+    with pytest.raises(InputError) as err:
         backbone_only_file(str(src), str(tmp_path / 'out.pth'))
     assert str(src) in str(err.value) and 'conv1.weight' in str(err.value)
     assert not (tmp_path / 'out.pth').exists()
@@ -195,36 +197,36 @@ def test_backbone_job_refuses_checkpoint_without_backbone(tv_ckpt, tmp_path):
 
 def test_ean_checkpoint_is_refused(tv_ckpt):
     ean, _ = convert_resnet_to_ean(tv_ckpt[1])
-    with pytest.raises(CheckpointConvertError, match='already an EAN-ResNet') as err:
+    with pytest.raises(InputError, match='already an EAN-ResNet') as err:
         convert_resnet_to_ean(ean, source='ean.pth')
     assert 'backbone.layer1.0.ean.alpha' in str(err.value)
 
 
 def test_wrong_depth_missing_and_mismatched_tensors(tv_ckpt):
     source = tv_ckpt[1]
-    with pytest.raises(CheckpointConvertError, match=r'--depth 101 .*ResNet-50'):
+    with pytest.raises(InputError, match=r'--depth 101 .*ResNet-50'):
         convert_resnet_to_ean(source, depth=101)
 
     r101 = dict(source)
     r101['layer3.6.conv1.weight'] = source['layer3.5.conv1.weight']  # 7 blocks: no known depth
-    with pytest.raises(CheckpointConvertError, match='cannot infer the ResNet depth'):
+    with pytest.raises(InputError, match='cannot infer the ResNet depth'):
         convert_resnet_to_ean(r101)
-    with pytest.raises(CheckpointConvertError, match=r'layer3\.6\.conv1\.weight'):
+    with pytest.raises(InputError, match=r'layer3\.6\.conv1\.weight'):
         convert_resnet_to_ean(r101, depth=50)
 
     missing = {k: v for k, v in source.items() if k != 'layer2.1.conv2.weight'}
-    with pytest.raises(CheckpointConvertError, match=r'missing ResNet tensors: layer2\.1\.conv2'):
+    with pytest.raises(InputError, match=r'missing ResNet tensors: layer2\.1\.conv2'):
         convert_resnet_to_ean(missing)
 
     bad_shape = dict(source)
     bad_shape['layer4.0.bn1.weight'] = torch.ones(3)
-    with pytest.raises(CheckpointConvertError, match=r'layer4\.0\.bn1\.weight \[3\]'):
+    with pytest.raises(InputError, match=r'layer4\.0\.bn1\.weight \[3\]'):
         convert_resnet_to_ean(bad_shape)
 
-    with pytest.raises(CheckpointConvertError, match='--layout mmpretrain'):
+    with pytest.raises(InputError, match='--layout mmpretrain'):
         convert_resnet_to_ean(source, layout='mmpretrain')
 
-    with pytest.raises(CheckpointConvertError, match='ean_groups=48'):
+    with pytest.raises(InputError, match='ean_groups=48'):
         convert_resnet_to_ean(source, ean_groups=48)
 
 
@@ -249,40 +251,40 @@ def test_refuses_overwrite(tv_ckpt, tmp_path):
     src, _ = tv_ckpt
     out = tmp_path / 'exists.pth'
     out.write_bytes(b'keep me')
-    with pytest.raises(CheckpointConvertError, match='refusing to overwrite'):
+    with pytest.raises(InputError, match='refusing to overwrite'):
         resnet_to_ean_file(str(src), str(out))
     assert out.read_bytes() == b'keep me'
-    with pytest.raises(CheckpointConvertError, match='is the input file'):
+    with pytest.raises(InputError, match='is the input file'):
         resnet_to_ean_file(str(src), str(src), force=True)
 
 
-def test_unsafe_checkpoint_needs_trust(tmp_path):
+def test_unsafe_or_broken_checkpoint_is_refused_and_nothing_written(tmp_path, capsys):
+    # A pickled object beyond tensors is never unpickled; the error names the fix.
     path = tmp_path / 'reference_script.pth'
     torch.save({'model': {'w': torch.zeros(2)}, 'args': argparse.Namespace(lr=0.1)}, path)
-    with pytest.raises(CheckpointConvertError, match='--trust-checkpoint'):
+    with pytest.raises(InputError, match=r'refused by the safe loader.*re-save its state dict'):
         load_checkpoint_file(str(path))
-    assert load_checkpoint_file(str(path), trust=True)['args'].lr == 0.1
-    with pytest.raises(CheckpointConvertError, match='no such file'):
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match='cannot be read as a torch checkpoint'):
+        load_checkpoint_file(str(truncated))
+    with pytest.raises(InputError, match='no such file'):
         load_checkpoint_file(str(tmp_path / 'missing.pth'))
+    out = tmp_path / 'out.pth'
+    assert converter.main(['resnet-to-ean', str(path), str(out)]) == 1
+    assert 'error: ' in capsys.readouterr().err and not out.exists()
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(TOOL), *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
-
-
-def test_cli(tv_ckpt, mmpre_ckpt, tmp_path):
+def test_cli(tv_ckpt, mmpre_ckpt, tmp_path, capsys):
     out = tmp_path / 'cli' / 'ean.pth'
-    result = _cli('resnet-to-ean', str(tv_ckpt[0]), str(out), '--depth', '50')
-    assert result.returncode == 0, result.stderr
+    result = run_tool(TOOL, 'resnet-to-ean', str(tv_ckpt[0]), str(out), '--depth', '50')
     assert 'initialised 64 EAN tensors' in result.stdout and 'layer4' in result.stdout
     _load_into_ean_resnet(out)
 
-    result = _cli('resnet-to-ean', str(tv_ckpt[0]), str(out))
-    assert result.returncode == 1 and 'refusing to overwrite' in result.stderr
+    assert converter.main(['resnet-to-ean', str(tv_ckpt[0]), str(out)]) == 1
+    assert 'refusing to overwrite' in capsys.readouterr().err
 
     bb = tmp_path / 'cli' / 'backbone.pth'
-    result = _cli('backbone', str(mmpre_ckpt[0]), str(bb), '--keep-head')
-    assert result.returncode == 0, result.stderr
-    assert 'kept backbone.*' in result.stdout and 'kept head.*' in result.stdout
-    assert 'file size' in result.stdout
+    assert converter.main(['backbone', str(mmpre_ckpt[0]), str(bb), '--keep-head']) == 0
+    printed = capsys.readouterr().out
+    assert 'kept backbone.*' in printed and 'kept head.*' in printed and 'file size' in printed

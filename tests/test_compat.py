@@ -1,4 +1,4 @@
-"""Tests of ``ean_mm.compat`` (safe checkpoint loading) and ``CompatSSDHead``.
+"""Tests of ``ean_mm.checkpoint.safe_globals`` (safe checkpoint loading) and ``CompatSSDHead``.
 
 Checkpoint part: a real MMEngine ``Runner`` trains a toy model for a few CPU iterations and saves
 checkpoints; they are then resumed / tested from with torch's default ``weights_only=True``
@@ -32,7 +32,7 @@ from mmengine.runner.checkpoint import _load_checkpoint
 from mmengine.structures import InstanceData
 from torch.utils.data import Dataset
 
-from ean_mm.compat import allow_mmengine_checkpoint_globals, mmengine_checkpoint_safe_globals
+from ean_mm.checkpoint import allow_mmengine_checkpoint_globals, mmengine_checkpoint_safe_globals
 from ean_mm.models.dense_heads import CompatSSDHead
 
 # --------------------------------------------------------------------------------------------
@@ -427,7 +427,7 @@ def test_stock_ssd_head_predict_raises(ssdlite_cfg: Config) -> None:
 
 
 def test_compat_ssd_head_predicts(ssdlite_cfg: Config) -> None:
-    model = _build_detector(ssdlite_cfg, 'CompatSSDHead').eval()
+    model = _build_detector(ssdlite_cfg, 'ean_mm.CompatSSDHead').eval()
     assert isinstance(model.bbox_head, CompatSSDHead)
     assert model.bbox_head.use_sigmoid_cls is False
     assert model.bbox_head.loss_cls.use_sigmoid is False
@@ -452,7 +452,7 @@ def test_compat_ssd_head_predicts(ssdlite_cfg: Config) -> None:
 def test_compat_ssd_head_matches_stock_head(ssdlite_cfg: Config) -> None:
     """Same checkpoint keys, same losses, and the same predictions as the stock head once the one
     missing attribute is supplied: the fix changes nothing else."""
-    compat = _build_detector(ssdlite_cfg, 'CompatSSDHead')
+    compat = _build_detector(ssdlite_cfg, 'ean_mm.CompatSSDHead')
     stock = _build_detector(ssdlite_cfg, 'SSDHead')
     stock.load_state_dict(compat.state_dict(), strict=True)  # checkpoints are interchangeable
     assert compat.state_dict().keys() == stock.state_dict().keys()

@@ -1,5 +1,6 @@
-"""The four EAN detection configs through tools/train.py and tools/test.py on generated data:
-train a few iterations, save, resume, evaluate; distributed training; clear errors."""
+"""The EAN detection configs through tools/train.py and tools/test.py on generated data: train a
+few iterations, save, resume, evaluate; distributed training; clear errors."""
+import argparse
 import json
 import os
 import re
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from mmengine.config import Config
+from conftest import ROOT, load_tool, run_tool
+from mmengine.config import Config, DictAction
 
-ROOT = Path(__file__).resolve().parents[1]
+from ean_mm.utils import InputError, check_config_inputs, explain_invalid_json, load_config
+
 SIZE = 256  # shapes >= 32 px, so VOC's bbox_min_size filter keeps them
 COCO_NAMES = ['person', 'bicycle', 'car']
 VOC_NAMES = ['aeroplane', 'bicycle', 'bird']
@@ -26,21 +29,11 @@ METRIC = {'coco': r'coco/bbox_mAP: [\d.]+ +coco/bbox_mAP_50: [\d.]+ +coco/bbox_m
           'voc': r'pascal_voc/mAP: [\d.]+'}
 
 
-def run_tool(*args: str, env: Dict[str, str] = None, check: bool = True,
-             timeout: int = 600) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          env=dict(os.environ, **(env or {})), timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-4000:]}\n'
-                             f'{proc.stderr[-4000:]}')
-    return proc
-
-
 @pytest.fixture(scope='module')
 def data(tmp_path_factory) -> Dict[str, Path]:
     root = tmp_path_factory.mktemp('det_data')
     for fmt, names in (('coco', COCO_NAMES), ('voc', VOC_NAMES)):
-        run_tool('tools/make_synthetic_data.py', str(root / fmt), '--formats', fmt,
+        run_tool('tools/misc/make_synthetic_data.py', str(root / fmt), '--formats', fmt,
                  '--num-train', '4', '--num-val', '2', '--img-size', str(SIZE),
                  '--classes', *names)
     coco = root / 'coco' / 'coco'
@@ -99,8 +92,12 @@ def last_iteration(checkpoint: Path) -> int:
     return torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']['iter']
 
 
-@pytest.mark.parametrize('config', list(EAN_CONFIGS))
+@pytest.mark.slow
+@pytest.mark.parametrize('config', ['configs/faster_rcnn_ean_r50_coco.py',
+                                    'configs/ssdlite320_ean_mobilenext_voc.py'])
 def test_train_resume_test(config, data, tmp_path):
+    # One config of each detector family, each on the other data format; the other two configs
+    # train in test_train_with_validation / test_two_process_distributed_training.
     fmt = EAN_CONFIGS[config]
     work = tmp_path / 'work'
     opts = small_run_options(config, data[fmt])
@@ -124,12 +121,22 @@ def test_train_resume_test(config, data, tmp_path):
     assert (tmp_path / 'results.pkl').stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_train_with_validation(data, tmp_path):
+    config = 'configs/faster_rcnn_ean_r50_voc.py'
+    out = run_tool('tools/train.py', config, '--work-dir', str(tmp_path), '--cfg-options',
+                   *small_run_options(config, data['voc'], iters=1))
+    assert re.search(METRIC['voc'], out.stdout + out.stderr), 'validation metrics missing'
+    assert last_iteration(tmp_path / 'iter_1.pth') == 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_distributed_training(data, tmp_path):
     config = 'configs/ssdlite320_ean_mobilenext_coco.py'
     opts = small_run_options(config, data['coco']) + ['train_cfg.val_interval=100']
@@ -145,51 +152,66 @@ def test_two_process_distributed_training(data, tmp_path):
     assert last_iteration(tmp_path / 'iter_2.pth') == 2
 
 
+CONFIG = 'configs/faster_rcnn_ean_r50_coco.py'
+
+
 @pytest.fixture
 def coco_opts(data):
-    return small_run_options('configs/faster_rcnn_ean_r50_coco.py', data['coco'])
+    return small_run_options(CONFIG, data['coco'])
 
 
-def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
-    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
-    for needle in needles:
-        assert needle in proc.stderr, proc.stderr[-3000:]
+def config_with(opts: List[str]) -> Config:
+    """CONFIG as the tools load it with ``--cfg-options opts``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return load_config(str(ROOT / CONFIG), parser.parse_args(['--cfg-options', *opts]).cfg_options)
+
+
+def check(opts: List[str], mode: str = 'train') -> None:
+    """The tools' pre-flight check of CONFIG with ``--cfg-options opts``."""
+    check_config_inputs(config_with(opts), mode, load_tool('tools/train.py').pretrain_hint)
 
 
 def test_error_missing_data_root(coco_opts, tmp_path):
     missing = tmp_path / 'nowhere'
     opts = [o for o in coco_opts if 'data_root' not in o] + [
         f'train_dataloader.dataset.data_root={missing}/']
-    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
-                    str(tmp_path), '--cfg-options', *opts, check=False)
-    assert_clean_error(proc, 'Data root not found', str(missing), 'train_dataloader.dataset')
+    with pytest.raises(InputError, match='Data root not found') as err:
+        check(opts)
+    assert str(missing) in str(err.value) and 'train_dataloader.dataset' in str(err.value)
 
 
-def test_error_missing_annotation_file(coco_opts, tmp_path):
-    opts = coco_opts + ['train_dataloader.dataset.ann_file=annotations/missing.json']
-    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
-                    str(tmp_path), '--cfg-options', *opts, check=False)
-    assert_clean_error(proc, 'Annotation file not found', 'annotations/missing.json')
+def test_error_missing_annotation_file(coco_opts):
+    with pytest.raises(InputError, match='Annotation file not found.*annotations/missing.json'):
+        check(coco_opts + ['train_dataloader.dataset.ann_file=annotations/missing.json'])
 
 
-def test_error_missing_pretrained_checkpoint(coco_opts, tmp_path):
+def test_error_missing_checkpoint(coco_opts, tmp_path):
+    with pytest.raises(InputError, match='Checkpoint not found'):
+        check(coco_opts + [f'load_from={tmp_path}/none.pth'], mode='test')
+
+
+def test_error_missing_pretrained_checkpoint_is_one_line_from_the_tool(coco_opts, tmp_path):
     opts = [o for o in coco_opts if not o.startswith('model.backbone.init_cfg')]
-    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
-                    str(tmp_path), '--cfg-options', *opts, check=False)
-    assert_clean_error(proc, 'Pretrained checkpoint not found',
-                       "'checkpoints/ean_r50_in1k.pth'",
-                       'python tools/train.py configs/pretrain/ean_r50_in1k.py',
-                       '--cfg-options model.backbone.init_cfg=None')
+    proc = run_tool('tools/train.py', CONFIG, '--work-dir', str(tmp_path), '--cfg-options',
+                    *opts, check=False)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error: ')]
+    assert len(errors) == 1 and proc.stderr.rstrip().endswith(errors[0])
+    for needle in ('Pretrained checkpoint not found', "'checkpoints/ean_r50_in1k.pth'",
+                   'python tools/train.py configs/pretrain/ean_r50_in1k.py',
+                   '--cfg-options model.backbone.init_cfg=None'):
+        assert needle in proc.stderr, proc.stderr
 
 
 def test_error_invalid_json(coco_opts, data, tmp_path):
     broken = tmp_path / 'broken.json'
     text = (data['coco'] / 'annotations' / 'instances_train2017.json').read_text()
     broken.write_text(text[:len(text) // 2])
-    with pytest.raises(json.JSONDecodeError):
-        json.loads(broken.read_text())
     opts = coco_opts + [f'train_dataloader.dataset.ann_file={broken}']
-    proc = run_tool('tools/train.py', 'configs/faster_rcnn_ean_r50_coco.py', '--work-dir',
-                    str(tmp_path), '--cfg-options', *opts, check=False)
-    assert_clean_error(proc, 'not valid JSON', str(broken))
+    check(opts)  # the file exists: the pre-flight check passes, the dataset's parser fails
+    with pytest.raises(InputError, match='not valid JSON') as err:
+        with explain_invalid_json(config_with(opts), 'train'):
+            json.loads(broken.read_text())
+    assert str(broken) in str(err.value)

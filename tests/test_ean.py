@@ -108,10 +108,10 @@ def test_wrong_input_channels(impl):
 
 def test_builds_by_name_in_both_registries():
     for registry in (MMDET_MODELS, MMPRETRAIN_MODELS):
-        layer = registry.build(dict(type='EAN', in_channels=64, groups=8))
+        layer = registry.build(dict(type='ean_mm.EAN', in_channels=64, groups=8))
         assert isinstance(layer, EAN) and layer.groups == 8
         assert layer.implementation == 'fused'  # the default
-        layer = registry.build(dict(type='EAN', in_channels=64, groups=8,
+        layer = registry.build(dict(type='ean_mm.EAN', in_channels=64, groups=8,
                                     implementation='reference'))
         assert layer.implementation == 'reference'
 
@@ -140,3 +140,14 @@ def test_autocast_is_finite_and_close(dtype, impl):
     torch.testing.assert_close(y.float(), layer(x), rtol=0.05, atol=0.5)
     with torch.autocast('cpu', dtype=dtype):  # constant input under autocast
         assert torch.isfinite(layer(torch.ones(1, 32, 4, 4, dtype=dtype))).all()
+
+
+def test_set_ean_implementation_sets_every_layer():
+    from ean_mm.models import EANResNet, set_ean_implementation
+    model = EANResNet(depth=18)
+    layers = [m for m in model.modules() if isinstance(m, EAN)]
+    assert len(layers) == 8 and all(m.implementation == 'fused' for m in layers)
+    assert set_ean_implementation(model, 'reference', True) == 8
+    assert all(m.implementation == 'reference' and m.use_compile for m in layers)
+    with pytest.raises(ValueError, match="'fused' or 'reference'"):
+        set_ean_implementation(model, 'triton')

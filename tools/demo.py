@@ -4,7 +4,7 @@
 
 Runs the project's own tools as a user would:
 
-1. ``tools/make_synthetic_data.py`` writes a deterministic shapes data set (COCO layout).
+1. ``tools/misc/make_synthetic_data.py`` writes a deterministic shapes data set (COCO layout).
 2. ``tools/train.py configs/demo/ssdlite320_ean_mobilenext_shapes.py`` trains SSDLite320 with
    an EAN-MobileNeXt backbone from scratch (the COCO config with only data, schedule and scale
    changed; about 6 minutes on 2 CPU cores).
@@ -55,7 +55,7 @@ def main() -> None:
 
     # data/demo/coco/ is where the demo config looks.
     run('generate synthetic data', [
-        'tools/make_synthetic_data.py', 'data/demo', '--formats', 'coco', '--num-train', '256',
+        'tools/misc/make_synthetic_data.py', 'data/demo', '--formats', 'coco', '--num-train', '256',
         '--num-val', '48', '--img-size', '320', '--seed', '0'], show_all=True)
     run('train', ['tools/train.py', CONFIG, '--work-dir', str(work_dir)])
     checkpoint = (work_dir / 'last_checkpoint').read_text().strip()

@@ -14,8 +14,10 @@ from mmengine.evaluator import DumpResults
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import ean_mm  # noqa: F401  (registers EAN components and the checkpoint allow-list)
-from ean_mm.utils.tool_config import clear_errors, load_config
+import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
+from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
+                          explain_invalid_json, flush_denormals_on_cpu, load_config,
+                          setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,7 +42,7 @@ def enable_visualization(cfg, show_dir: str) -> None:
     """Turn on the config's visualization hook (mmdet's or mmpretrain's) writing to show_dir."""
     hook = cfg.get('default_hooks', {}).get('visualization')
     if hook is None:
-        raise SystemExit('error: --show-dir needs default_hooks.visualization in the config')
+        raise InputError('--show-dir needs default_hooks.visualization in the config')
     if cfg.get('default_scope') == 'mmdet':
         hook.update(draw=True, test_out_dir=show_dir)
     else:  # mmpretrain's VisualizationHook
@@ -50,14 +52,17 @@ def enable_visualization(cfg, show_dir: str) -> None:
 def main() -> None:
     args = parse_args()
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        raise SystemExit(f'error: --out must be a .pkl file, got {args.out!r}')
-    with clear_errors():
-        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+        raise InputError(f'--out must be a .pkl file, got {args.out!r}')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         enable_visualization(cfg, args.show_dir)
+    check_config_inputs(cfg, 'test')
 
-    with clear_errors(cfg, 'test'):
+    flush_denormals_on_cpu()
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
+    with explain_invalid_json(cfg, 'test'):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         if args.out is not None:
             if cfg.get('default_scope') == 'mmdet':
@@ -69,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_input_error(main)

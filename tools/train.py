@@ -2,19 +2,22 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
                                  [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
-
-The registry scope comes from the config's ``default_scope``; ``ean_mm`` is imported first so
-its components are registered whatever the config's ``custom_imports`` say.
 """
 import argparse
 import os
+from pathlib import Path
+from typing import Optional
 
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import ean_mm  # noqa: F401  (registers EAN components and the checkpoint allow-list)
-from ean_mm.utils.tool_config import clear_errors, load_config
+import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
+from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
+                          explain_invalid_json, flush_denormals_on_cpu, load_config,
+                          setup_cpu_distributed)
+
+PRETRAIN_CONFIGS = Path(__file__).resolve().parents[1] / 'configs' / 'pretrain'
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,27 +42,40 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def pretrain_hint(checkpoint: str) -> Optional[str]:
+    """How to produce ``checkpoints/<name>.pth``: ``configs/pretrain/<name>.py``, if it exists."""
+    name = Path(checkpoint).stem
+    if not (PRETRAIN_CONFIGS / f'{name}.py').is_file():
+        return None
+    return (f'produce it with ImageNet pretraining: python tools/train.py '
+            f'configs/pretrain/{name}.py, then python tools/model_converters/ean_checkpoint.py '
+            f'backbone work_dirs/{name}/epoch_<N>.pth {checkpoint} (README.md, "ImageNet '
+            f'pretraining")')
+
+
 def main() -> None:
     args = parse_args()
-    with clear_errors():
-        cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir, args.launcher)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size '
-                             'in the config')
+            raise InputError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    check_config_inputs(cfg, 'train', pretrain_hint)
 
-    with clear_errors(cfg, 'train'):
+    flush_denormals_on_cpu()
+    if args.launcher == 'pytorch':
+        setup_cpu_distributed(cfg)
+    with explain_invalid_json(cfg, 'train'):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
 
 
 if __name__ == '__main__':
-    main()
+    exit_on_input_error(main)

@@ -3,7 +3,6 @@
 # between COCO (16, 0.01) and VOC (32, 0.001) and are set by the configs.
 # Detection configs pick these up with ``{{_base_.paper_*}}``: the names do not collide with the
 # keys of the mmdet config they also inherit.
-paper_max_iters = 200000
 paper_train_cfg = dict(
     _delete_=True, type='IterBasedTrainLoop', max_iters=200000, val_interval=10000)
 paper_param_scheduler = [

@@ -1,5 +1,5 @@
 # The embedded demo: configs/ssdlite320_ean_mobilenext_coco.py trained from scratch on the
-# synthetic shapes written by tools/make_synthetic_data.py (COCO layout). Only data, schedule
+# synthetic shapes written by tools/misc/make_synthetic_data.py (COCO layout). Only data, schedule
 # and scale differ from the real config.
 _base_ = '../ssdlite320_ean_mobilenext_coco.py'
 

@@ -4,4 +4,4 @@
 _base_ = './mobilenext_in1k.py'
 
 model = dict(
-    backbone=dict(attention_cfg=dict(type='CoordAttention', reduction=32, min_channels=8)))
+    backbone=dict(attention_cfg=dict(type='ean_mm.CoordAttention', reduction=32, min_channels=8)))

@@ -5,7 +5,6 @@
 _base_ = './r50_in1k.py'
 
 model = dict(
-    backbone=dict(plugins=[
-        dict(cfg=dict(type='CoordAttention', reduction=32, min_channels=8),
-             position='after_conv3')
-    ]))
+    backbone=dict(
+        type='ean_mm.AttentionResNet',
+        attention_cfg=dict(type='ean_mm.CoordAttention', reduction=32, min_channels=8)))

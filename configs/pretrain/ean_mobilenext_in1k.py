@@ -3,4 +3,4 @@
 # Same training as mobilenext_in1k.py; only the backbone differs.
 _base_ = './mobilenext_in1k.py'
 
-model = dict(backbone=dict(type='EANMobileNeXt', ean_groups=8))
+model = dict(backbone=dict(type='ean_mm.EANMobileNeXt', ean_groups=8))

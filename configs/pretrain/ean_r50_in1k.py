@@ -3,4 +3,4 @@
 # Same training as r50_in1k.py; only the backbone differs.
 _base_ = './r50_in1k.py'
 
-model = dict(backbone=dict(type='EANResNet', ean_groups=64))
+model = dict(backbone=dict(type='ean_mm.EANResNet', ean_groups=64))

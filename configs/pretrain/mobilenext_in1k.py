@@ -7,7 +7,7 @@
 _base_ = 'mmpretrain::mobilenet_v2/mobilenet-v2_8xb32_in1k.py'
 custom_imports = dict(imports=['ean_mm'], allow_failed_imports=False)
 
-model = dict(backbone=dict(_delete_=True, type='MobileNeXt', out_indices=(7, )))
+model = dict(backbone=dict(_delete_=True, type='ean_mm.MobileNeXt', out_indices=(7, )))
 
 max_epochs = 200
 optim_wrapper = dict(optimizer=dict(weight_decay=4e-5))

@@ -3,4 +3,4 @@
 # configs/ssdlite320_se_mobilenext_{coco,voc}.py. Same training as mobilenext_in1k.py.
 _base_ = './mobilenext_in1k.py'
 
-model = dict(backbone=dict(attention_cfg=dict(type='SE', reduction=16)))
+model = dict(backbone=dict(attention_cfg=dict(type='ean_mm.SE', reduction=16)))

@@ -4,4 +4,5 @@
 _base_ = './r50_in1k.py'
 
 model = dict(
-    backbone=dict(plugins=[dict(cfg=dict(type='SE', reduction=16), position='after_conv3')]))
+    backbone=dict(
+        type='ean_mm.AttentionResNet', attention_cfg=dict(type='ean_mm.SE', reduction=16)))

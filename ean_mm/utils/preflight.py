@@ -1,30 +1,30 @@
-"""Checks run by ``tools/train.py`` / ``tools/test.py`` before a Runner is built.
+"""Checks of what a config points at, before a Runner is built.
 
-A missing data root, annotation file or pretrained checkpoint otherwise surfaces as a stack dump
-from deep inside mmengine's lazy dataset / weight initialisation; these checks name the file,
-the config key that points at it, and how to fix it.
+A missing data root, annotation file or checkpoint otherwise surfaces as a stack dump from deep
+inside mmengine's lazy dataset or weight initialisation; these name the file, the config key
+that points at it, and the fix.
 """
 import json
 import os.path as osp
-from typing import Iterator, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
-# A missing ``checkpoints/<name>.pth`` is produced by ``configs/pretrain/<name>.py`` (README).
-PRETRAIN_CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-                               'configs', 'pretrain')
+from .errors import InputError
 
+__all__ = ['check_config_inputs', 'explain_invalid_json']
 
-class PreflightError(RuntimeError):
-    """A config points at something that is not there; the message says how to fix it."""
+#: Given a missing checkpoint path, a sentence saying how to produce it (or ``None``).
+PretrainedHint = Callable[[str], Optional[str]]
 
 
 def _is_remote(path: str) -> bool:
     return '://' in path
 
 
-def _datasets(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
-    """Yield ``(config key, dataset cfg)`` for every leaf dataset, through wrappers."""
+def _leaf_datasets(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
+    """``(config key, dataset cfg)`` of every leaf dataset, through wrappers."""
     stack = [(key, cfg)]
     while stack:
         name, ds = stack.pop()
@@ -36,58 +36,40 @@ def _datasets(cfg: dict, key: str) -> Iterator[Tuple[str, dict]]:
             yield name, ds
 
 
-def _annotation_files(cfg: Config, loaders: List[str]) -> Iterator[Tuple[str, str, dict]]:
-    for loader in loaders:
-        if not cfg.get(loader):
-            continue
-        for name, ds in _datasets(cfg[loader]['dataset'], f'{loader}.dataset'):
-            yield loader, name, ds
+def _loaders(cfg: Config, mode: str) -> List[str]:
+    if mode == 'test':
+        return ['test_dataloader']
+    if cfg.get('val_cfg') and cfg.get('val_dataloader') and cfg.get('val_evaluator'):
+        return ['train_dataloader', 'val_dataloader']
+    return ['train_dataloader']
 
 
-def loaders_for(mode: str, cfg: Config) -> List[str]:
-    if mode == 'train':
-        loaders = ['train_dataloader']
-        if cfg.get('val_cfg') and cfg.get('val_dataloader') and cfg.get('val_evaluator'):
-            loaders.append('val_dataloader')
-        return loaders
-    return ['test_dataloader']
+def _datasets(cfg: Config, mode: str) -> Iterator[Tuple[str, dict]]:
+    for loader in _loaders(cfg, mode):
+        if cfg.get(loader):
+            yield from _leaf_datasets(cfg[loader]['dataset'], f'{loader}.dataset')
 
 
-def check_data_files(cfg: Config, mode: str) -> None:
-    """Raise :class:`PreflightError` for a missing data root, annotation file or image folder."""
-    for _, name, ds in _annotation_files(cfg, loaders_for(mode, cfg)):
+def _ann_path(ds: dict) -> str:
+    ann_file = ds.get('ann_file') or ''
+    return ann_file if not ann_file or osp.isabs(ann_file) else osp.join(
+        ds.get('data_root') or '', ann_file)
+
+
+def _check_data(cfg: Config, mode: str) -> None:
+    for name, ds in _datasets(cfg, mode):
         data_root = ds.get('data_root') or ''
         if data_root and not _is_remote(data_root) and not osp.isdir(data_root):
-            raise PreflightError(
-                f'Data root not found: {data_root!r} ({name}.data_root, '
-                f'{ds.get("type")}). Put the data set there (layout in README.md, "Data") or '
-                f'point the config at it: --cfg-options {name}.data_root=/path/to/data')
-        ann_file = ds.get('ann_file') or ''
-        if ann_file:
-            path = ann_file if osp.isabs(ann_file) else osp.join(data_root, ann_file)
-            if not _is_remote(path) and not osp.isfile(path):
-                raise PreflightError(
-                    f'Annotation file not found: {path!r} ({name}.ann_file = {ann_file!r} '
-                    f'under data_root {data_root!r}). Check the data layout in README.md or '
-                    f'override: --cfg-options {name}.ann_file=...')
-
-
-def find_invalid_json(cfg: Config, mode: str) -> Optional[str]:
-    """The first ``.json`` annotation file of the config that does not parse, with the reason.
-
-    Called only after a ``json.JSONDecodeError``, so a healthy run never parses twice.
-    """
-    for _, name, ds in _annotation_files(cfg, loaders_for(mode, cfg)):
-        ann_file = ds.get('ann_file') or ''
-        if not ann_file.endswith('.json'):
-            continue
-        path = ann_file if osp.isabs(ann_file) else osp.join(ds.get('data_root') or '', ann_file)
-        try:
-            with open(path, encoding='utf-8') as f:
-                json.load(f)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            return f'Annotation file is not valid JSON: {path!r} ({name}.ann_file): {e}'
-    return None
+            raise InputError(
+                f'Data root not found: {data_root!r} ({name}.data_root, {ds.get("type")}). Put '
+                f'the data set there (layout in README.md, "Data") or point the config at it: '
+                f'--cfg-options {name}.data_root=/path/to/data')
+        path = _ann_path(ds)
+        if path and not _is_remote(path) and not osp.isfile(path):
+            raise InputError(
+                f'Annotation file not found: {path!r} ({name}.ann_file = {ds["ann_file"]!r} '
+                f'under data_root {data_root!r}). Check the data layout in README.md or '
+                f'override: --cfg-options {name}.ann_file=...')
 
 
 def _pretrained_inits(node, key: str = 'model') -> Iterator[Tuple[str, dict]]:
@@ -101,23 +83,46 @@ def _pretrained_inits(node, key: str = 'model') -> Iterator[Tuple[str, dict]]:
             yield from _pretrained_inits(v, f'{key}[{i}]')
 
 
-def check_pretrained(cfg: Config) -> None:
-    """Raise :class:`PreflightError` when a ``Pretrained`` init_cfg names a missing local file."""
+def _check_pretrained(cfg: Config, hint: Optional[PretrainedHint]) -> None:
     for key, init in _pretrained_inits(cfg.get('model', {})):
         path = init['checkpoint']
         if _is_remote(path) or osp.isfile(path):
             continue
         owner = key.rsplit('.init_cfg', 1)[0]
-        name = osp.splitext(osp.basename(path))[0]
-        produce = f'configs/pretrain/{name}.py'
-        if not osp.isfile(osp.join(PRETRAIN_CONFIG_DIR, f'{name}.py')):
-            produce = None
-        how = (f'produce it with ImageNet pretraining: python tools/train.py {produce}, then '
-               f'python tools/model_converters/ean_checkpoint.py backbone '
-               f'work_dirs/{name}/epoch_<N>.pth {path} (README.md, "ImageNet pretraining")'
-               if produce else
-               'download or produce that checkpoint first')
-        raise PreflightError(
+        how = (hint(path) if hint else None) or 'download or produce that checkpoint first'
+        raise InputError(
             f'Pretrained checkpoint not found: {path!r} ({key}.checkpoint). To fix: {how}; '
             f'or point at another file: --cfg-options {key}.checkpoint=/path/to/ckpt.pth; '
             f'or train from scratch: --cfg-options {owner}.init_cfg=None')
+
+
+def check_config_inputs(cfg: Config, mode: str,
+                        pretrained_hint: Optional[PretrainedHint] = None) -> None:
+    """Raise :class:`InputError` for a missing data root, annotation file, ``load_from``
+    checkpoint or (``mode='train'``) ``Pretrained`` checkpoint; ``mode`` is 'train' or 'test'."""
+    _check_data(cfg, mode)
+    if mode == 'train':
+        _check_pretrained(cfg, pretrained_hint)
+    load_from = cfg.get('load_from')
+    if load_from and not _is_remote(load_from) and not osp.isfile(load_from):
+        raise InputError(f'Checkpoint not found: {load_from!r}')
+
+
+@contextmanager
+def explain_invalid_json(cfg: Config, mode: str) -> Iterator[None]:
+    """Turn a ``json.JSONDecodeError`` from the block into an :class:`InputError` naming the
+    annotation file; files are parsed again only after such an error."""
+    try:
+        yield
+    except json.JSONDecodeError as err:
+        for name, ds in _datasets(cfg, mode):
+            path = _ann_path(ds)
+            if not path.endswith('.json'):
+                continue
+            try:
+                with open(path, encoding='utf-8') as f:
+                    json.load(f)
+            except (json.JSONDecodeError, UnicodeDecodeError) as bad:
+                raise InputError(f'Annotation file is not valid JSON: {path!r} '
+                                 f'({name}.ann_file): {bad}') from err
+        raise InputError(f'Invalid JSON in an annotation file: {err}') from err

@@ -1,94 +1,44 @@
-"""Print parameter counts of ean_mm models beside the numbers the EAN paper reports.
+"""Print parameter counts of ean_mm's models beside the EAN paper's (``ean_mm.paper``).
 
     python tools/analysis/param_table.py [--format markdown|plain]
 
 Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head, 1000
-classes), as in the paper's Table 3; detectors are built from the project's configs
-(Tables 4 and 5).
+classes) as in the paper's Table 3; detectors are built from ``configs/`` (Tables 4 and 5).
+This is the table in README.md ("Parameter counts").
 """
 import argparse
+from pathlib import Path
 from typing import List, Optional, Tuple
 
-import os.path as osp
-
 import torch
-from mmdet.registry import MODELS as DET_MODELS
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmpretrain.registry import MODELS
+from mmengine.registry import MODELS, init_default_scope
 
-import ean_mm  # noqa: F401  (registers the EAN components)
+import ean_mm  # noqa: F401  (registers ean_mm's components)
+from ean_mm.paper import CLASSIFIERS, DETECTORS, classifier_cfg
 
-# (name, backbone config, feature channels, paper's count in M or None, paper reference)
-SE = dict(type='SE', reduction=16)
-CA = dict(type='CoordAttention', reduction=32, min_channels=8)
-
-
-def _resnet(**kwargs) -> dict:
-    # mmdet's ResNet (mmpretrain's own takes no plugins), as in configs/pretrain/*_r50_in1k.py
-    return dict(type='mmdet.ResNet', depth=50, out_indices=(3, ), norm_eval=False, **kwargs)
-
-
-def _plugin(layer: dict) -> list:
-    return [dict(cfg=layer, position='after_conv3')]
-
-
-CLASSIFIERS: List[Tuple[str, dict, int, Optional[float], str]] = [
-    ('ResNet-50 classifier', _resnet(), 2048, 25.56, 'Table 3'),
-    ('EAN-ResNet-50 classifier', dict(_resnet(), type='EANResNet'), 2048, 25.56, 'Table 3'),
-    ('SE-ResNet-50 classifier', _resnet(plugins=_plugin(SE)), 2048, 28.09, 'Table 3'),
-    ('CA-ResNet-50 classifier', _resnet(plugins=_plugin(CA)), 2048, 28.08, 'Table 3'),
-    ('MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, )), 1280, 3.54, 'Table 3'),
-    ('EAN-MobileNeXt classifier', dict(type='EANMobileNeXt', out_indices=(7, )), 1280, 3.54,
-     'Table 3'),
-    ('SE-MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, ), attention_cfg=SE),
-     1280, 4.19, 'Table 3'),
-    ('CA-MobileNeXt classifier', dict(type='MobileNeXt', out_indices=(7, ), attention_cfg=CA),
-     1280, 4.39, 'Table 3'),
-]
-
-# (config, paper's count in M, paper reference)
-DETECTORS: List[Tuple[str, Optional[float], str]] = [
-    ('configs/faster_rcnn_r50_coco.py', 41.7, 'Table 5'),
-    ('configs/faster_rcnn_ean_r50_coco.py', 41.7, 'Table 5'),
-    ('configs/faster_rcnn_se_r50_coco.py', 44.3, 'Table 5'),
-    ('configs/faster_rcnn_ca_r50_coco.py', 44.7, 'Table 5'),
-    ('configs/faster_rcnn_r50_voc.py', None, '-'),
-    ('configs/faster_rcnn_ean_r50_voc.py', None, '-'),
-    ('configs/ssdlite320_mobilenext_coco.py', 4.3, 'Table 5'),
-    ('configs/ssdlite320_ean_mobilenext_coco.py', 4.3, 'Table 5'),
-    ('configs/ssdlite320_se_mobilenext_coco.py', 4.7, 'Table 5'),
-    ('configs/ssdlite320_ca_mobilenext_coco.py', 4.8, 'Table 5'),
-    ('configs/ssdlite320_mobilenext_voc.py', 4.4, 'Table 4'),
-    ('configs/ssdlite320_ean_mobilenext_voc.py', 4.4, 'Table 4'),
-    ('configs/ssdlite320_se_mobilenext_voc.py', 4.8, 'Table 4'),
-    ('configs/ssdlite320_ca_mobilenext_voc.py', 4.9, 'Table 4'),
-]
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
+Row = Tuple[str, int, Optional[float], str]
 
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def classifier_rows() -> List[Tuple[str, int, Optional[float], str]]:
+def classifier_rows() -> List[Row]:
     init_default_scope('mmpretrain')
-    rows = []
-    for name, backbone, channels, paper, ref in CLASSIFIERS:
-        model = MODELS.build(dict(
-            type='ImageClassifier', backbone=backbone, neck=dict(type='GlobalAveragePooling'),
-            head=dict(type='LinearClsHead', num_classes=1000, in_channels=channels)))
-        rows.append((name, count(model), paper, ref))
-    return rows
+    return [(f'{p.label} classifier', count(MODELS.build(classifier_cfg(name))),
+             p.paper.params_m, 'Table 3') for name, p in CLASSIFIERS.items() if p.paper]
 
 
-def detector_rows() -> List[Tuple[str, int, Optional[float], str]]:
+def detector_rows() -> List[Row]:
     init_default_scope('mmdet')
     rows = []
-    for config, paper, ref in DETECTORS:
-        model_cfg = Config.fromfile(osp.join(ROOT, config)).model
+    for name, paper in DETECTORS.items():
+        model_cfg = Config.fromfile(str(CONFIGS / f'{name}.py')).model
         model_cfg.backbone.init_cfg = None  # counting needs no pretrained weights
-        rows.append((osp.basename(config), count(DET_MODELS.build(model_cfg)), paper, ref))
+        rows.append((f'{name}.py', count(MODELS.build(model_cfg)),
+                     paper.params_m if paper else None, paper.table if paper else '-'))
     return rows
 
 

@@ -1,8 +1,7 @@
 """MobileNeXt with EAN in every sandglass block (paper: Integration Strategy)."""
 from typing import Optional
 
-from mmengine.registry import MODELS
-
+from ...registry import MODELS
 from .mobilenext import MobileNeXt
 
 
@@ -21,8 +20,8 @@ class EANMobileNeXt(MobileNeXt):
 
     def __init__(self, ean_groups: int = 8, ean_cfg: Optional[dict] = None, **kwargs) -> None:
         if 'attention_cfg' in kwargs:
-            raise TypeError('EANMobileNeXt sets attention_cfg itself; use MobileNeXt '
-                            'with attention_cfg for another attention layer.')
+            raise TypeError(f'{type(self).__name__} sets attention_cfg itself; use '
+                            'ean_mm.MobileNeXt for another attention layer.')
         self.ean_groups = ean_groups
         super().__init__(
             attention_cfg=dict(type='EAN', groups=ean_groups, **(ean_cfg or {})), **kwargs)

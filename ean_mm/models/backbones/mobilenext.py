@@ -1,17 +1,17 @@
 """MobileNeXt: the sandglass network of Zhou et al., ECCV 2020."""
-import copy
 from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule, build_plugin_layer
+from mmcv.cnn import ConvModule
 from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
-from mmengine.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils import checkpoint as cp
 
-from .pretrained import PretrainedReportMixin
+from ...checkpoint.pretrained import PretrainedLoadingMixin
+from ...registry import MODELS
+from ..layers.attention import build_attention_layer
 
 
 class SandglassBlock(BaseModule):
@@ -51,9 +51,7 @@ class SandglassBlock(BaseModule):
                        groups=out_channels, act_cfg=None, **common))
         self.attention_name = None
         if attention_cfg is not None:
-            cfg = copy.deepcopy(attention_cfg)
-            self.attention_name, attention = build_plugin_layer(
-                cfg, in_channels=out_channels, postfix=cfg.pop('postfix', ''))
+            self.attention_name, attention = build_attention_layer(attention_cfg, out_channels)
             self.add_module(self.attention_name, attention)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +68,7 @@ class SandglassBlock(BaseModule):
 
 
 @MODELS.register_module()
-class MobileNeXt(PretrainedReportMixin, BaseModule):
+class MobileNeXt(PretrainedLoadingMixin, BaseModule):
     """MobileNeXt backbone (Zhou et al., "Rethinking Bottleneck Structure for Efficient Mobile
     Network Design", ECCV 2020), with arguments in the manner of mmdet's ``MobileNetV2``.
 

@@ -1,5 +1,6 @@
+from .attention import build_attention_layer, resolve_attention_cfg
 from .coord_attention import CoordAttention
-from .ean import EAN
+from .ean import EAN, set_ean_implementation
 from .se import SE
 
-__all__ = ['EAN', 'SE', 'CoordAttention']
+__all__ = ['EAN', 'set_ean_implementation', 'SE', 'CoordAttention', 'build_attention_layer', 'resolve_attention_cfg']

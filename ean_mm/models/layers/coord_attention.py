@@ -1,8 +1,8 @@
-"""Coordinate Attention (Hou, Zhou & Feng, CVPR 2021): a comparison baseline of the EAN paper."""
+"""Coordinate Attention (Hou, Zhou & Feng, CVPR 2021), a baseline of the EAN paper."""
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_norm_layer
-from mmengine.registry import MODELS
+from ...registry import MODELS
 
 
 @MODELS.register_module()
@@ -18,13 +18,6 @@ class CoordAttention(nn.Module):
     3. split back into the ``H`` and ``W`` parts, a 1x1 convolution ``mip -> C`` (with bias)
        and a sigmoid on each give ``a_h`` (``N, C, H, 1``) and ``a_w`` (``N, C, 1, W``);
     4. ``y = x * a_h * a_w``.
-
-    Registered in MMEngine's root ``MODELS`` as ``CoordAttention`` (no name clash in mmdet or
-    mmpretrain), usable as an mmcv plugin taking ``in_channels``, e.g. in mmdet's ResNet::
-
-        plugins=[dict(cfg=dict(type='CoordAttention'), position='after_conv3')]
-
-    or as ``attention_cfg=dict(type='CoordAttention')`` of :class:`MobileNeXt`.
 
     Checkpoint format: ``conv1.{weight,bias}``, ``bn1.{weight,bias,running_mean,running_var,
     num_batches_tracked}``, ``conv_h.{weight,bias}``, ``conv_w.{weight,bias}``.

@@ -3,7 +3,7 @@ from typing import Literal, Optional
 
 import torch
 import torch.nn as nn
-from mmengine.registry import MODELS
+from ...registry import MODELS
 
 from .ean_fused import ean_fused
 
@@ -12,55 +12,32 @@ from .ean_fused import ean_fused
 class EAN(nn.Module):
     """Efficient Attention module guided by Normalization (paper Eqns 5-9).
 
-    The input ``X`` of shape ``(N, C, H, W)`` is split along channels into ``G`` contiguous groups
-    ``X_k`` of ``C/G`` channels (Grouping). Each group goes through the Attention Generation unit,
-    whose parameters are shared by all groups:
+    ``X`` ``(N, C, H, W)`` is split along channels into ``G`` contiguous groups ``X_k`` of
+    ``C/G`` channels, each through the same attention generation unit:
 
-    * Eqn 5, GroupNorm with ``C/G`` groups of one channel each: every channel is standardised
-      with the mean and variance of its own ``H x W`` plane, then scaled and shifted by
-      ``gamma, beta in R^{C/G}``: ``GN(X_k) = gamma * (X_k - mu) / sqrt(sigma^2 + eps) + beta``.
-    * Eqn 6, L2 Norm of the scales: ``omega = gamma / sqrt(sum_i gamma_i^2 + eps_l2)``.
-    * Eqn 7: ``X~_k = omega * GN(X_k)`` (channel-wise).
-    * Eqn 8, Adaptation: ``A_k = sigmoid(alpha * X~_k + delta)`` with ``alpha, delta in R^{C/G}``
-      initialised to 0, so a fresh layer returns ``0.5 * X``.
-    * Eqn 9: ``Y_k = A_k * X_k``; the ``Y_k`` are concatenated back in order (Aggregation).
+    * Eqn 5: ``GN(X_k) = gamma * (X_k - mu) / sqrt(sigma^2 + eps) + beta``, a GroupNorm with
+      ``C/G`` groups of one channel (statistics over ``H x W``), ``gamma, beta in R^{C/G}``;
+    * Eqn 6: ``omega = gamma / sqrt(sum_i gamma_i^2 + eps_l2)``;
+    * Eqn 7: ``X~_k = omega * GN(X_k)``;
+    * Eqn 8: ``A_k = sigmoid(alpha * X~_k + delta)``, ``alpha, delta in R^{C/G}`` starting at 0
+      (a fresh layer returns ``0.5 * X``);
+    * Eqn 9: ``Y_k = A_k * X_k``, concatenated back in order.
 
-    Reading of Eqn 6: the paper writes the *sum* of squares, which is the default
-    (``l2_reduction='sum'``). A public implementation of the paper divides by the root of the *mean*
-    of squares instead (``omega = gamma / sqrt(mean(gamma^2) + eps)``, i.e. ``sqrt(C/G)`` times
-    larger); ``l2_reduction='mean'`` selects it.
-
-    Implementations (same mathematics, same parameters):
-
-    * ``'fused'`` (default, :mod:`ean_mm.models.layers.ean_fused`): one mean/variance reduction per
-      ``(sample, channel)``; gamma, beta, omega, alpha and delta folded into one scale and one
-      shift per ``(sample, channel)``; one elementwise pass ``Y = X * sigmoid(scale*X + shift)``.
-      Its custom autograd function saves only ``X`` and the per-``(sample, channel)`` statistics
-      and recomputes the mask in backward (first-order gradients only). Float16/bfloat16 inputs
-      (autocast) are computed in float32 and returned in the input dtype.
-    * ``'reference'``: the equation-by-equation path below (:meth:`attention`), kept readable
-      for checking the fused one.
-
-    Checkpoint format (stable, identical for both): ``gn.weight`` (gamma), ``gn.bias`` (beta),
-    ``alpha``, ``delta``, each a vector of ``C/G`` values.
+    Eqn 6 sums the squares as printed (``l2_reduction='sum'``); ``'mean'`` divides by the root
+    of their mean instead, as a public implementation does. ``implementation='fused'`` computes
+    the same with one reduction and one elementwise pass (:mod:`.ean_fused`); ``'reference'``
+    is the equation-by-equation path (:meth:`attention`). Keys: ``gn.weight`` (gamma),
+    ``gn.bias`` (beta), ``alpha``, ``delta``, ``C/G`` values each.
 
     Args:
-        in_channels: Number of input channels ``C``.
-        groups: Number of groups ``G``; must divide ``in_channels``. The paper recommends 64 for
-            large models (ResNet) and 8 for lightweight ones (MobileNeXt).
-        eps: ``epsilon`` of GroupNorm (Eqn 5).
-        l2_eps: ``varepsilon`` of the L2 normalisation (Eqn 6).
-        l2_reduction: ``'sum'`` (paper, Eqn 6) or ``'mean'`` (the public implementation's).
-        implementation: ``'fused'`` (default) or ``'reference'`` (equation-by-equation, for
-            checking); see above.
-        compile: Run the fused kernels through ``torch.compile`` (falls back to eager with a
-            warning if compilation fails). ``None`` (default) reads the environment variable
-            ``EAN_COMPILE`` (``1`` enables). Ignored by ``'reference'``.
-
-    Usable stand-alone (``dict(type='EAN', in_channels=C, groups=G)``) or as an mmcv plugin in
-    mmdet's ResNet / ResNeXt bottlenecks, where the block passes ``in_channels``::
-
-        plugins=[dict(cfg=dict(type='EAN', groups=64), position='after_conv3')]
+        in_channels: ``C``.
+        groups: ``G``; must divide ``in_channels`` (paper: 64 for ResNet, 8 for MobileNeXt).
+        eps: GroupNorm ``epsilon`` (Eqn 5).
+        l2_eps: ``varepsilon`` of Eqn 6.
+        l2_reduction: ``'sum'`` (Eqn 6) or ``'mean'``.
+        implementation: ``'fused'`` (default) or ``'reference'``.
+        compile: Run the fused kernels through ``torch.compile`` (eager fallback with a warning);
+            ``None`` reads ``EAN_COMPILE=1``. Ignored by ``'reference'``.
     """
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
@@ -136,3 +113,16 @@ def _nearest_divisor(channels: int, groups) -> int:
     target = groups if isinstance(groups, int) and groups > 0 else 1
     divisors = [d for d in range(1, channels + 1) if channels % d == 0]
     return min(divisors, key=lambda d: (abs(d - target), d))
+
+
+def set_ean_implementation(model: nn.Module, implementation: str,
+                           use_compile: Optional[bool] = None) -> int:
+    """Set every :class:`EAN` in ``model`` to ``implementation`` ('fused' or 'reference') and
+    ``compile``; returns how many there are."""
+    if implementation not in ('fused', 'reference'):
+        raise ValueError(f"implementation must be 'fused' or 'reference', got {implementation!r}")
+    layers = [m for m in model.modules() if isinstance(m, EAN)]
+    for layer in layers:
+        layer.implementation = implementation
+        layer.use_compile = use_compile
+    return len(layers)

@@ -1,35 +1,22 @@
-"""Squeeze-and-Excitation (Hu, Shen & Sun, CVPR 2018): a comparison baseline of the EAN paper."""
+"""Squeeze-and-Excitation (Hu, Shen & Sun, CVPR 2018), a baseline of the EAN paper."""
 import torch
 import torch.nn as nn
-from mmengine.registry import MODELS
+from ...registry import MODELS
 
 
 @MODELS.register_module()
 class SE(nn.Module):
-    """Squeeze-and-Excitation channel attention, as in SE-ResNet-50.
+    """Squeeze-and-Excitation: ``y = x * sigmoid(W2 relu(W1 GAP(x) + b1) + b2)``.
 
-    ``y = x * sigmoid(W2 relu(W1 GAP(x) + b1) + b2)`` with ``W1: C -> C // reduction`` and
-    ``W2: C // reduction -> C`` (both with bias, written as 1x1 convolutions). With
-    ``reduction=16`` after ``conv3 -> bn3`` of every ResNet-50 bottleneck this is the standard
-    SE-ResNet-50 (28,088,024 parameters as a 1000-class classifier; EAN paper Table 3: 28.09M).
-
-    Registered in MMEngine's root ``MODELS`` as ``SE`` (mmdet's and mmpretrain's own
-    ``SELayer`` take other arguments), so both scopes find it, and usable as an mmcv plugin
-    taking ``in_channels``, e.g. in mmdet's ResNet::
-
-        plugins=[dict(cfg=dict(type='SE', reduction=16), position='after_conv3')]
-
-    or as ``attention_cfg=dict(type='SE')`` of :class:`MobileNeXt`.
-
-    Checkpoint format: ``fc1.{weight,bias}`` (``(C/r, C, 1, 1)``, ``(C/r,)``) and
-    ``fc2.{weight,bias}`` (``(C, C/r, 1, 1)``, ``(C,)``).
+    ``W1: C -> max(min_channels, C // reduction)``, ``W2`` back to ``C``, both 1x1 convolutions
+    with bias. With ``reduction=16`` after every ResNet-50 bottleneck's ``bn3`` this is
+    SE-ResNet-50 (28,088,024 parameters as a 1000-class classifier). Keys ``fc1.{weight,bias}``,
+    ``fc2.{weight,bias}``.
 
     Args:
-        in_channels: Number of channels ``C``.
-        reduction: Reduction ratio ``r``; the hidden width is ``C // r`` (floor, as in the
-            reference SE-Net), at least ``min_channels``.
-        min_channels: Lower bound of the hidden width (1: plain ``C // r`` whenever it is
-            positive).
+        in_channels: ``C``.
+        reduction: ``r`` (hidden width ``C // r``, floor, as in the reference SE-Net).
+        min_channels: Lower bound of the hidden width.
     """
 
     _abbr_ = 'se'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.se``

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate small synthetic data sets in the real COCO, PASCAL VOC and ImageNet on-disk formats.
 
-The images show coloured geometric shapes (circle, square, triangle, ...) on a noisy, textured
+The images show coloured geometric shapes (circle, square, triangle) on a noisy, textured
 background. Detection images hold several non-overlapping shapes with a box tight around each
 one; classification images hold one dominant shape whose kind is the label. Stock MMDetection
 (``CocoDataset``, ``VOCDataset``) and MMPreTrain (``ImageNet``, ``CustomDataset``) datasets load
@@ -21,7 +21,7 @@ images that a smaller run wrote.
 
 Example::
 
-    python tools/make_synthetic_data.py data/synthetic --formats coco voc \\
+    python tools/misc/make_synthetic_data.py data/synthetic --formats coco voc \\
         --num-train 200 --num-val 50 --img-size 320 --classes person bicycle car
 """
 from __future__ import annotations
@@ -39,27 +39,23 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # The shape kinds, in the order in which ``classes`` names them: the k-th class is the k-th kind.
-SHAPE_KINDS: Tuple[str, ...] = ('circle', 'square', 'triangle', 'star', 'cross', 'diamond',
-                                'hexagon', 'arrow')
-# Three kinds keep the default task easy; listed in alphabetical order on purpose, so that
-# MMPreTrain's folder scan (which sorts folder names) gives the same labels as meta/*.txt.
-DEFAULT_CLASSES: Tuple[str, ...] = SHAPE_KINDS[:3]
+# Alphabetical on purpose: MMPreTrain's folder scan (which sorts folder names) then gives the
+# same labels as meta/*.txt.
+SHAPE_KINDS: Tuple[str, ...] = ('circle', 'square', 'triangle')
+DEFAULT_CLASSES: Tuple[str, ...] = SHAPE_KINDS
 FORMATS: Tuple[str, ...] = ('coco', 'voc', 'imagenet')
 
 # One saturated colour per kind (jittered per object): colour and shape agree, which makes the
 # task easy enough for a small detector to learn within minutes on a CPU.
 KIND_COLORS: Dict[str, Tuple[int, int, int]] = {
-    'circle': (230, 40, 40), 'square': (40, 90, 230), 'triangle': (40, 190, 60),
-    'star': (245, 200, 20), 'cross': (160, 50, 200), 'diamond': (250, 130, 20),
-    'hexagon': (20, 200, 210), 'arrow': (240, 80, 170),
-}
+    'circle': (230, 40, 40), 'square': (40, 90, 230), 'triangle': (40, 190, 60)}
 
 MIN_IMG_SIDE = 32          # below this, shapes shrink to a few pixels and boxes degenerate
 MIN_SHAPE_RADIUS = 4.0     # pixels; keeps every shape at least a few pixels across
 DET_OBJECTS = (2, 5)       # objects per detection image (inclusive range)
 DET_RADIUS = (0.07, 0.18)  # detection shape radius as a fraction of the shorter image side
 CLS_RADIUS = (0.22, 0.40)  # classification shape radius, same unit
-MAX_ROTATION_DEG = 30.0    # small enough that a rotated square never looks like a diamond
+MAX_ROTATION_DEG = 30.0    # a square stays a square, not a diamond
 JPEG_QUALITY = 95
 MARKER = '.synthetic_data.json'  # marks a tree as ours, so a rerun may replace it
 
@@ -84,37 +80,13 @@ class ShapeInstance(NamedTuple):
 def _unit_polygon(kind: str) -> np.ndarray:
     """Vertices (N, 2) of ``kind`` centred at 0 with the farthest vertex at distance 1.
 
-    Using polygons for every kind, the circle included, means the drawn pixels and the COCO
+    A polygon for every kind, the circle included, so the drawn pixels and the COCO
     segmentation come from the same outline.
     """
-    def ring(n: int, radius: float = 1.0, phase: float = -np.pi / 2) -> np.ndarray:
-        t = phase + np.arange(n) * 2 * np.pi / n
-        return radius * np.stack([np.cos(t), np.sin(t)], axis=1)
-
-    if kind == 'circle':
-        pts = ring(64)
-    elif kind == 'square':
-        pts = ring(4, phase=np.pi / 4)
-    elif kind == 'triangle':
-        pts = ring(3)
-    elif kind == 'star':
-        pts = np.empty((10, 2))
-        pts[0::2] = ring(5)
-        pts[1::2] = ring(5, 0.45, -np.pi / 2 + np.pi / 5)
-    elif kind == 'cross':
-        a, b = 0.3, 1.0
-        pts = np.array([(-a, -b), (a, -b), (a, -a), (b, -a), (b, a), (a, a), (a, b), (-a, b),
-                        (-a, a), (-b, a), (-b, -a), (-a, -a)])
-    elif kind == 'diamond':
-        # Narrower than tall, so it differs from a square at any allowed rotation.
-        pts = np.array([(0.0, -1.0), (0.6, 0.0), (0.0, 1.0), (-0.6, 0.0)])
-    elif kind == 'hexagon':
-        pts = ring(6, phase=0.0)
-    elif kind == 'arrow':
-        pts = np.array([(-1.0, -0.25), (0.2, -0.25), (0.2, -0.6), (1.0, 0.0), (0.2, 0.6),
-                        (0.2, 0.25), (-1.0, 0.25)])
-    else:
-        raise ValueError(f'unknown shape kind {kind!r}')
+    corners = {'circle': 64, 'square': 4, 'triangle': 3}[kind]
+    phase = np.pi / 4 if kind == 'square' else -np.pi / 2
+    t = phase + np.arange(corners) * 2 * np.pi / corners
+    pts = np.stack([np.cos(t), np.sin(t)], axis=1)
     return pts / np.linalg.norm(pts, axis=1).max()
 
 

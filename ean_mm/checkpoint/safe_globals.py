@@ -1,52 +1,11 @@
-"""Safe (``weights_only``) loading of MMEngine checkpoints under torch >= 2.6.
+"""Safe (``weights_only``) loading of MMEngine 0.10.7 checkpoints under torch >= 2.6.
 
-Why this exists
----------------
-Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``: the checkpoint is unpickled by a
-restricted unpickler that only accepts tensors, containers and primitive types, plus the globals a
-program explicitly allow-lists with ``torch.serialization.add_safe_globals``. MMEngine 0.10.7 still
-calls ``torch.load(filename, map_location=...)`` without ``weights_only`` (in
-``mmengine.runner.checkpoint.load_from_local`` and friends, used by ``CheckpointLoader``,
-``_load_checkpoint``, ``load_checkpoint`` and ``Runner.load_checkpoint`` / ``Runner.resume``), but
-the checkpoints it writes hold more than tensors. So resuming a training run or testing from a
-checkpoint fails with ``UnpicklingError: Weights only load failed ... Unsupported global``.
-
-The fix here keeps the safe unpickler and allow-lists exactly what an MMEngine 0.10.7 ``Runner``
-checkpoint contains beyond torch's defaults. Inspecting checkpoints of real training runs
-(``IterBasedTrainLoop`` and ``EpochBasedTrainLoop``, with validation, ``save_best``, LR schedulers,
-``EMAHook``) with ``torch.serialization.get_unsafe_globals_in_checkpoint`` gives six globals, all in
-``checkpoint['message_hub']``:
-
-* ``mmengine.logging.history_buffer.HistoryBuffer``: the logged scalars (``log_scalars``).
-* ``numpy.ndarray``, ``numpy.dtype`` and ``numpy._core.multiarray._reconstruct`` (numpy 2;
-  ``numpy.core.multiarray._reconstruct`` when written with numpy 1): the ``HistoryBuffer`` arrays.
-* ``numpy._core.multiarray.scalar`` (``numpy.core...`` with numpy 1): numpy scalars in
-  ``runtime_info``, e.g. ``eta`` and a ``save_best`` metric's ``best_score``.
-* ``builtins.getattr``: ``HistoryBuffer`` pickles its statistics table, whose values are the
-  functions ``HistoryBuffer.min/max/current/mean``; pickle protocol 2 (torch's default) refers to
-  them as ``getattr(HistoryBuffer, 'min')``.
-
-Two further entries are needed that are no pickle globals, so the scan above does not list them:
-since numpy 1.20 every dtype instance has its own class (``numpy.dtypes.Float64DType``, ...), and
-the unpickler only restores state (``BUILD``) into instances of allow-listed classes. Only the
-fixed-size numeric and bool dtype classes are allowed (MMEngine writes ``float64`` and ``int64``;
-metric values may be other numeric types). Object, string, void and datetime dtypes stay
-rejected, so object arrays (which could smuggle arbitrary objects) cannot be loaded.
-
-``builtins.getattr`` is *not* allow-listed itself: that would let a checkpoint fetch any attribute
-of any allowed object (and ``HistoryBuffer.__setstate__`` copies the loaded table into the
-class-wide ``HistoryBuffer._statistics_methods``, which ``HistoryBuffer.statistics`` calls). The
-name is instead bound to :func:`_history_buffer_statistic`, which only returns
-``HistoryBuffer.min``, ``.max``, ``.current`` or ``.mean`` and raises ``UnpicklingError`` for
-anything else.
-
-Numpy's pickles name their reconstruction functions by the module path of the numpy that wrote
-them (``numpy.core.multiarray`` in numpy 1, ``numpy._core.multiarray`` in numpy 2), so both paths
-are registered and mapped to the functions of the installed numpy, found through the objects'
-own ``__reduce__`` (no import of the deprecated ``numpy.core``).
-
-Nothing else changes: ``weights_only`` is never switched off, ``torch.load`` is not patched, and a
-checkpoint holding any other class or function is still rejected.
+The allow-list holds exactly the globals an MMEngine ``Runner`` checkpoint holds beyond torch's
+defaults (all in ``message_hub``): ``HistoryBuffer``, ``numpy.ndarray``, ``numpy.dtype`` and the
+numeric/bool dtype classes, numpy 1's and 2's ``multiarray._reconstruct`` and ``scalar``, and
+``builtins.getattr`` bound to :func:`_history_buffer_statistic`, which resolves only
+``HistoryBuffer.{min,max,current,mean}``. ``weights_only`` stays on; anything else is refused.
+How the list was found and why each entry is safe: ``docs/compat.md``.
 """
 import pickle
 from typing import Callable, List, Tuple, Union
@@ -82,7 +41,7 @@ def _history_buffer_statistic(obj: object, name: str) -> Callable:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed in a weights-only checkpoint load: only '
-        f'HistoryBuffer statistics {_HISTORY_BUFFER_STATISTICS} are (see ean_mm.compat).')
+        f'HistoryBuffer statistics {_HISTORY_BUFFER_STATISTICS} are (ean_mm.checkpoint.safe_globals).')
 
 
 def _numpy_dtype_classes() -> List[type]:

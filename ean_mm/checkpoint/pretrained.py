@@ -1,12 +1,10 @@
-"""Loading ImageNet-pretrained weights into ean_mm backbones with a key-by-key report.
+"""``init_cfg=dict(type='Pretrained', ...)`` for ean_mm's backbones, with a key-by-key report.
 
-mmengine's ``Pretrained`` initializer loads with ``strict=False`` and only warns about keys that
-do not match; loading a plain ResNet checkpoint into an EAN backbone then quietly leaves EAN's
-tensors at their initial values. ean_mm's backbones handle ``init_cfg=dict(type='Pretrained',
-checkpoint=..., prefix='backbone.')`` themselves: they load the same tensors, in the same order
-(after their children's own initialisation, as mmengine does), and report how many tensors were
-loaded and which keys are missing, unexpected or of the wrong shape. ``strict=True`` in that
-``init_cfg`` turns any mismatch into an error.
+mmengine's ``Pretrained`` loads with ``strict=False`` and only warns; a plain checkpoint in an
+attention backbone would then quietly leave the attention layers at their initial values. Here
+the same tensors load in the same order (after the children's own initialisation), the log says
+how many loaded and which keys are missing, unexpected or of another shape, and
+``strict=True`` turns any mismatch into an :class:`~ean_mm.utils.InputError`.
 """
 import logging
 import os.path as osp
@@ -18,14 +16,10 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import update_init_info
 from mmengine.runner.checkpoint import _load_checkpoint
 
+from ..utils.errors import InputError
+from .io import format_keys
 
-class PretrainedMismatchError(RuntimeError):
-    """A strict pretrained load found keys that do not match."""
-
-
-def _format_keys(keys: List[str], limit: int = 20) -> str:
-    shown = ', '.join(keys[:limit])
-    return shown + (f', ... ({len(keys) - limit} more)' if len(keys) > limit else '')
+__all__ = ['load_pretrained', 'PretrainedLoadingMixin']
 
 
 def load_pretrained(module: nn.Module,
@@ -33,18 +27,18 @@ def load_pretrained(module: nn.Module,
                     prefix: Optional[str] = None,
                     strict: bool = False,
                     map_location: str = 'cpu') -> Dict[str, List]:
-    """Load ``checkpoint`` (optionally only its ``prefix`` keys, prefix stripped) into ``module``.
+    """Copy every tensor of ``checkpoint`` (its ``prefix`` keys, prefix stripped) whose key and
+    shape match into ``module``; log and return the report.
 
-    Every tensor whose key and shape match is copied; the rest is reported. Returns the report:
-    ``loaded``, ``missing`` (in the module, not the checkpoint), ``unexpected`` (in the
-    checkpoint, not the module) and ``shape_mismatch`` (``(key, checkpoint shape, module shape)``).
+    Returns:
+        ``loaded``, ``missing`` (in the module only), ``unexpected`` (in the checkpoint only),
+        ``shape_mismatch`` (``(key, checkpoint shape, module shape)``).
 
     Raises:
-        FileNotFoundError: the checkpoint file does not exist.
-        PretrainedMismatchError: ``strict`` and any key is missing, unexpected or mismatched.
+        InputError: the file does not exist, or ``strict`` and any key does not match.
     """
     if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'Pretrained checkpoint not found: {checkpoint!r}')
+        raise InputError(f'Pretrained checkpoint not found: {checkpoint!r}')
     raw = _load_checkpoint(checkpoint, map_location=map_location, logger='current')
     state = raw.get('state_dict', raw) if isinstance(raw, dict) else raw
     if prefix:
@@ -65,19 +59,18 @@ def load_pretrained(module: nn.Module,
     summary = f'{type(module).__name__} <- {source}: loaded {len(loadable)}/{len(own)} tensors'
     problems = []
     if missing:
-        problems.append(f'missing in checkpoint ({len(missing)}): {_format_keys(missing)}')
+        problems.append(f'missing in checkpoint ({len(missing)}): {format_keys(missing, 20)}')
     if unexpected:
         problems.append(f'unexpected in checkpoint ({len(unexpected)}): '
-                        f'{_format_keys(unexpected)}')
+                        f'{format_keys(unexpected, 20)}')
     if shape_mismatch:
-        problems.append('shape mismatch ({}): {}'.format(len(shape_mismatch), _format_keys(
-            [f'{k} {a} vs {b}' for k, a, b in shape_mismatch])))
+        problems.append('shape mismatch ({}): {}'.format(len(shape_mismatch), format_keys(
+            [f'{k} {a} vs {b}' for k, a, b in shape_mismatch], 20)))
     if problems and strict:
-        raise PretrainedMismatchError(
+        raise InputError(
             summary + '\n  ' + '\n  '.join(problems) +
             '\n  init_cfg strict=True: refusing a partial load. Check that the checkpoint was '
-            'trained with this backbone (type, depth, ean_groups) and the prefix is right, or '
-            'convert it with tools/model_converters/ean_checkpoint.py.')
+            'trained with this backbone (type, depth, attention) and that the prefix is right.')
     with torch.no_grad():
         module.load_state_dict(loadable, strict=False)
     print_log(summary + ''.join('\n  ' + p for p in problems), logger='current',
@@ -87,10 +80,10 @@ def load_pretrained(module: nn.Module,
     return report
 
 
-class PretrainedReportMixin:
-    """Backbone mixin: ``init_cfg=dict(type='Pretrained', checkpoint, prefix=None,
-    map_location='cpu', strict=False)`` goes through :func:`load_pretrained`; any other
-    ``init_cfg`` through mmengine as usual. Put it first among the bases."""
+class PretrainedLoadingMixin:
+    """Backbone mixin (first among the bases): ``init_cfg=dict(type='Pretrained', checkpoint,
+    prefix=None, map_location='cpu', strict=False)`` goes through :func:`load_pretrained`, any
+    other ``init_cfg`` through mmengine."""
 
     def init_weights(self) -> None:
         init_cfg = self.init_cfg
