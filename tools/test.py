@@ -16,8 +16,8 @@ from mmengine.runner import Runner
 
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
 from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
-                          explain_invalid_json, flush_denormals_on_cpu, load_config,
-                          setup_cpu_distributed)
+                          explain_invalid_json, finish_distributed, flush_denormals_on_cpu,
+                          load_config, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,6 +71,7 @@ def main() -> None:
             else:
                 runner.test_evaluator.metrics.append(DumpResults(out_file_path=args.out))
         runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -14,8 +14,8 @@ from mmengine.runner import Runner
 
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
 from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
-                          explain_invalid_json, flush_denormals_on_cpu, load_config,
-                          setup_cpu_distributed)
+                          explain_invalid_json, finish_distributed, flush_denormals_on_cpu,
+                          load_config, setup_cpu_distributed)
 
 PRETRAIN_CONFIGS = Path(__file__).resolve().parents[1] / 'configs' / 'pretrain'
 
@@ -75,6 +75,7 @@ def main() -> None:
     with explain_invalid_json(cfg, 'train'):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
         runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

@@ -1,9 +1,10 @@
-from .config import flush_denormals_on_cpu, load_config, setup_cpu_distributed
+from .config import (finish_distributed, flush_denormals_on_cpu, load_config,
+                     setup_cpu_distributed)
 from .errors import InputError, exit_on_input_error
 from .logging import quiet_mmengine
 from .preflight import check_config_inputs, explain_invalid_json
 
 __all__ = [
-    'InputError', 'exit_on_input_error', 'load_config', 'flush_denormals_on_cpu', 'setup_cpu_distributed',
+    'InputError', 'exit_on_input_error', 'load_config', 'finish_distributed', 'flush_denormals_on_cpu', 'setup_cpu_distributed',
     'check_config_inputs', 'explain_invalid_json', 'quiet_mmengine'
 ]

@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 
 from .errors import InputError
 
-__all__ = ['load_config', 'flush_denormals_on_cpu', 'setup_cpu_distributed']
+__all__ = ['load_config', 'flush_denormals_on_cpu', 'setup_cpu_distributed', 'finish_distributed']
 
 
 def load_config(path: str, cfg_options: Optional[dict] = None, work_dir: Optional[str] = None,
@@ -60,3 +60,12 @@ def setup_cpu_distributed(cfg: Config) -> bool:
     wrapper.setdefault('device_ids', None)
     cfg.model_wrapper_cfg = wrapper
     return True
+
+
+def finish_distributed() -> None:
+    """Destroy the process group, if one was started, before the interpreter exits (its
+    background threads otherwise die at exit: ``terminate called without an active
+    exception``)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
