@@ -53,7 +53,8 @@ def test_end_to_end_writes_table_png_json(tiny_run):
 def test_memory_probe_in_fresh_process(tiny_run):
     _, rows = tiny_run
     for row in rows:
-        assert row['state_mb'] > 0 and row['peak_mb'] > row['state_mb']
+        # the step's own memory (activations, gradients) was measured, on top of the state
+        assert row['state_mb'] > 0 and row['peak_mb'] - row['state_mb'] > 1
     # ResNet-18 training state (parameters + SGD momentum, float32) is ~89 MB.
     assert 80 < rows[0]['state_mb'] < 100
 
@@ -101,7 +102,8 @@ def test_detector_bench_runs():
     bench.infer()
     bench.train_step()
     flops, _ = bm.count_flops(model, spec, 64, torch.device('cpu'))
-    assert flops > 0 and bench.state_bytes() > 4 * bm.count_params(model)
+    # float32 parameters and SGD momentum (created by the step): at least 8 bytes a parameter
+    assert flops > 0 and bench.state_bytes() >= 8 * bm.count_params(model)
 
 
 def _row(name, label, family, attention, twin, **ratios):

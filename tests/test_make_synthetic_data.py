@@ -248,17 +248,25 @@ def test_classification_image_shows_its_class():
 ])
 def test_bad_arguments_exit_with_message(tmp_path, capsys, argv, message):
     with pytest.raises(SystemExit) as exc:
-        msd.parse_args([str(tmp_path)] + argv)
+        # main() parses, then generates: a check that let the bad value through would write.
+        msd.main([str(tmp_path), '--num-train', '1', '--num-val', '1'] + argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-@pytest.mark.parametrize('kwargs', [dict(classes=[]), dict(num_train=0), dict(num_val=1.5),
-                                    dict(img_size=(64,)), dict(seed=-2), dict(formats=['x'])])
-def test_generate_rejects_bad_arguments(tmp_path, kwargs):
-    with pytest.raises(ValueError):
-        msd.generate(str(tmp_path), **kwargs)
+@pytest.mark.parametrize('kwargs,message', [
+    (dict(classes=[]), 'at least one class'),
+    (dict(num_train=0), 'num_train must be a positive integer'),
+    (dict(num_val=1.5), 'num_val must be a positive integer'),
+    (dict(img_size=(64,)), 'img_size must be one int or'),
+    (dict(seed=-2), 'seed must be a non-negative integer'),
+    (dict(formats=['x']), 'formats must be a non-empty subset'),
+])
+def test_generate_rejects_bad_arguments(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        msd.generate(str(tmp_path), **dict(dict(num_train=1, num_val=1, img_size=32), **kwargs))
+    assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
 def test_cli_end_to_end(tmp_path):
