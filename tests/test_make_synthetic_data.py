@@ -29,28 +29,25 @@ def _tree_bytes(root: Path) -> Dict[str, bytes]:
             if p.is_file()}
 
 
+def _generate(tmp_path_factory, fmt: str, seed: int, classes=msd.DEFAULT_CLASSES):
+    out = tmp_path_factory.mktemp(f'{fmt}_data')
+    return out, msd.generate(str(out), formats=[fmt], num_train=NUM_TRAIN, num_val=NUM_VAL,
+                             img_size=SIZE, classes=classes, seed=seed)
+
+
 @pytest.fixture(scope='module')
 def coco_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp('coco_data')
-    result = msd.generate(str(out), formats=['coco'], num_train=NUM_TRAIN, num_val=NUM_VAL,
-                          img_size=SIZE, classes=COCO_NAMES, seed=1)
-    return out, result
+    return _generate(tmp_path_factory, 'coco', 1, COCO_NAMES)
 
 
 @pytest.fixture(scope='module')
 def voc_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp('voc_data')
-    result = msd.generate(str(out), formats=['voc'], num_train=NUM_TRAIN, num_val=NUM_VAL,
-                          img_size=SIZE, classes=VOC_NAMES, seed=2)
-    return out, result
+    return _generate(tmp_path_factory, 'voc', 2, VOC_NAMES)
 
 
 @pytest.fixture(scope='module')
 def imagenet_data(tmp_path_factory):
-    out = tmp_path_factory.mktemp('imagenet_data')
-    result = msd.generate(str(out), formats=['imagenet'], num_train=NUM_TRAIN, num_val=NUM_VAL,
-                          img_size=SIZE, seed=3)
-    return out, result
+    return _generate(tmp_path_factory, 'imagenet', 3)
 
 
 def test_deterministic_bytes(tmp_path):
