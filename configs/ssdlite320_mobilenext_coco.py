@@ -10,7 +10,10 @@ model = dict(
     backbone=dict(
         _delete_=True,
         type='ean_mm.MobileNeXt',
-        out_indices=(4, 7),  # strides 16 and 32: 384 and 1280 channels
+        # Stage outputs at strides 16 and 32 (384 and 1280 channels), as mmdet's SSDLite takes
+        # MobileNetV2's. The authors' SSDLite taps inside blocks instead (576 and 1280 channels):
+        # out_indices=(5, 7), out_tap='pre_dw' (README, "SSDLite taps").
+        out_indices=(4, 7),
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03),
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mobilenext_in1k.pth',
                       prefix='backbone.')),

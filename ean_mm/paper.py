@@ -1,11 +1,20 @@
-"""The EAN paper's figures (Li, Li & Wen, AAAI 2024, Tables 3-5) and the ean_mm models they
+"""The EAN paper's figures (Li, Li & Wen, AAAI 2024, Tables 1, 3-5) and the ean_mm models they
 belong to: one table, read by the benchmark, the parameter table and the tests."""
 import copy
 from dataclasses import dataclass
 from typing import Dict, Optional
 
-__all__ = ['Table3Row', 'DetectionRow', 'ClassifierPreset', 'CLASSIFIERS', 'DETECTORS',
-           'classifier_cfg']
+__all__ = ['Table1Row', 'Table3Row', 'DetectionRow', 'ClassifierPreset', 'CLASSIFIERS',
+           'DETECTORS', 'classifier_cfg']
+
+
+@dataclass(frozen=True)
+class Table1Row:
+    """Table 1: CIFAR classifier (the parameter count is the CIFAR-100 model's)."""
+    params_m: float
+    flops: str
+    c10: float
+    c100: float
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class ClassifierPreset:
     backbone: dict
     channels: int
     paper: Optional[Table3Row] = None
+    cifar: Optional[Table1Row] = None
 
 
 _SE = dict(type='ean_mm.SE', reduction=16)
@@ -54,6 +64,11 @@ def _mobilenext(type: str = 'ean_mm.MobileNeXt', **kwargs) -> dict:
     return dict(type=type, out_indices=(7, ), **kwargs)
 
 
+def _mobilenet_v2(type: str = 'ean_mm.AttentionMobileNetV2', **kwargs) -> dict:
+    # mmpretrain's MobileNetV2 network and keys (AttentionMobileNetV2 without attention).
+    return dict(type=type, out_indices=(7, ), **kwargs)
+
+
 CLASSIFIERS: Dict[str, ClassifierPreset] = {p.name: p for p in [
     ClassifierPreset('r50', 'ResNet-50', 'ResNet-50', 'plain', None, _resnet(), 2048,
                      Table3Row(25.56, '4.11G', 114, 76.45)),
@@ -67,14 +82,29 @@ CLASSIFIERS: Dict[str, ClassifierPreset] = {p.name: p for p in [
                      _resnet('ean_mm.EANResNet', ean_groups=64), 2048,
                      Table3Row(25.56, '4.11G', 78, 77.87)),
     ClassifierPreset('mx', 'MobileNeXt', 'MobileNeXt', 'plain', None, _mobilenext(), 1280,
-                     Table3Row(3.54, '343.66M', 115, 72.45)),
+                     Table3Row(3.54, '343.66M', 115, 72.45),
+                     Table1Row(2.38, '6.92M', 85.71, 54.77)),
     ClassifierPreset('se-mx', 'SE-MobileNeXt', 'MobileNeXt', 'SE', 'mx',
-                     _mobilenext(attention_cfg=_SE), 1280, Table3Row(4.19, '345.95M', 80, 73.51)),
+                     _mobilenext(attention_cfg=_SE), 1280, Table3Row(4.19, '345.95M', 80, 73.51),
+                     Table1Row(3.10, '7.87M', 86.04, 57.12)),
     ClassifierPreset('ca-mx', 'CA-MobileNeXt', 'MobileNeXt', 'CA', 'mx',
-                     _mobilenext(attention_cfg=_CA), 1280, Table3Row(4.39, '356.50M', 55, 73.89)),
+                     _mobilenext(attention_cfg=_CA), 1280, Table3Row(4.39, '356.50M', 55, 73.89),
+                     Table1Row(3.46, '8.95M', 87.12, 58.58)),
     ClassifierPreset('ean-mx', 'EAN-MobileNeXt', 'MobileNeXt', 'EAN', 'mx',
                      _mobilenext('ean_mm.EANMobileNeXt', ean_groups=8), 1280,
-                     Table3Row(3.54, '343.66M', 78, 74.21)),
+                     Table3Row(3.54, '343.66M', 78, 74.21), Table1Row(2.38, '6.92M', 88.00, 60.88)),
+    ClassifierPreset('mv2', 'MobileNetV2', 'MobileNetV2', 'plain', None, _mobilenet_v2(), 1280,
+                     Table3Row(3.50, '327.49M', 138, 71.53),
+                     Table1Row(2.35, '6.79M', 83.56, 53.31)),
+    ClassifierPreset('se-mv2', 'SE-MobileNetV2', 'MobileNetV2', 'SE', 'mv2',
+                     _mobilenet_v2(attention_cfg=_SE), 1280, Table3Row(4.08, '331.40M', 92, 72.32),
+                     Table1Row(2.92, '7.42M', 84.93, 54.52)),
+    ClassifierPreset('ca-mv2', 'CA-MobileNetV2', 'MobileNetV2', 'CA', 'mv2',
+                     _mobilenet_v2(attention_cfg=_CA), 1280, Table3Row(4.37, '346.59M', 64, 72.55),
+                     Table1Row(3.21, '8.69M', 85.89, 55.85)),
+    ClassifierPreset('ean-mv2', 'EAN-MobileNetV2', 'MobileNetV2', 'EAN', 'mv2',
+                     _mobilenet_v2('ean_mm.EANMobileNetV2', ean_groups=8), 1280,
+                     Table3Row(3.50, '327.49M', 79, 72.80), Table1Row(2.35, '6.79M', 86.74, 56.20)),
     # Small twins for quick runs; not in the paper.
     ClassifierPreset('r18', 'ResNet-18', 'ResNet-18', 'plain', None, _resnet(depth=18), 512),
     ClassifierPreset('ean-r18', 'EAN-ResNet-18', 'ResNet-18', 'EAN', 'r18',
@@ -99,6 +129,8 @@ DETECTORS: Dict[str, Optional[DetectionRow]] = {
     'ssdlite320_se_mobilenext_voc': DetectionRow('Table 4', 4.8, 72.4),
     'ssdlite320_ca_mobilenext_voc': DetectionRow('Table 4', 4.9, 72.9),
     'ssdlite320_ean_mobilenext_voc': DetectionRow('Table 4', 4.4, 73.4),
+    'ssdlite320_mobilenetv2_coco': None,
+    'ssdlite320_ean_mobilenetv2_coco': None,
 }
 
 

@@ -27,9 +27,12 @@ LAYERS = pytest.mark.parametrize('name,cls,abbr', [('ean_mm.SE', SE, 'se'),
 R50_PARAMS = 25_557_032
 SE_R50_PARAMS = 28_088_024  # standard SE-ResNet-50 (paper Table 3: 28.09M)
 CA_R50_PARAMS = 27_474_864  # CA r=32, mip=max(8, C//32) (paper Table 3: 28.08M)
-MX_PARAMS = 3_305_720
-SE_MX_PARAMS = 4_154_693  # paper Table 3: 4.19M (on a 3.54M MobileNeXt)
-CA_MX_PARAMS = 3_961_455  # paper Table 3: 4.39M
+MX_PARAMS = 3_535_416  # the authors' MobileNeXt (paper Table 3: 3.54M)
+SE_MX_PARAMS = 4_384_389  # SE after each block's last conv (paper Table 3: 4.19M)
+CA_MX_PARAMS = 4_191_151  # paper Table 3: 4.39M
+MV2_PARAMS = 3_504_872  # mmpretrain's MobileNetV2 classifier (paper Table 3: 3.50M)
+SE_MV2_PARAMS = 4_076_486  # SE on the expansion (paper Table 3: 4.08M)
+CA_MV2_PARAMS = 3_951_504  # paper Table 3: 4.37M
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -283,7 +286,8 @@ def classifier(name: str):
 
 @pytest.mark.parametrize('name,expected', [
     ('r50', R50_PARAMS), ('se-r50', SE_R50_PARAMS), ('ca-r50', CA_R50_PARAMS),
-    ('mx', MX_PARAMS), ('se-mx', SE_MX_PARAMS), ('ca-mx', CA_MX_PARAMS)])
+    ('mx', MX_PARAMS), ('se-mx', SE_MX_PARAMS), ('ca-mx', CA_MX_PARAMS),
+    ('mv2', MV2_PARAMS), ('se-mv2', SE_MV2_PARAMS), ('ca-mv2', CA_MV2_PARAMS)])
 def test_classifier_parameter_counts(name, expected):
     assert n_params(classifier(name)) == expected
 

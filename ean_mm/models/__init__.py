@@ -1,6 +1,8 @@
-from .backbones import (AttentionBasicBlock, AttentionResNet, EANMobileNeXt, EANResNet,
-                        MobileNeXt, SandglassBlock)
+from .backbones import (AttentionBasicBlock, AttentionInvertedResidual, AttentionMobileNetV2,
+                        AttentionResNet, EANMobileNetV2, EANMobileNeXt, EANResNet, MobileNeXt,
+                        SandglassBlock)
 from .dense_heads import CompatSSDHead
+from .heads import DropoutLinearClsHead
 from .layers import (EAN, SE, CoordAttention, build_attention_layer, resolve_attention_cfg,
                      set_ean_implementation)
 
@@ -8,5 +10,6 @@ __all__ = [
     'EAN', 'SE', 'CoordAttention', 'build_attention_layer', 'resolve_attention_cfg',
     'set_ean_implementation',
     'AttentionResNet', 'AttentionBasicBlock', 'EANResNet', 'MobileNeXt', 'SandglassBlock',
-    'EANMobileNeXt', 'CompatSSDHead'
+    'EANMobileNeXt', 'AttentionMobileNetV2', 'AttentionInvertedResidual', 'EANMobileNetV2',
+    'CompatSSDHead', 'DropoutLinearClsHead'
 ]

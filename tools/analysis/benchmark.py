@@ -75,7 +75,7 @@ class ModelSpec:
 
 
 #: Default batch size per classifier family (detectors: 2).
-FAMILY_BATCH = {'ResNet-50': 8, 'MobileNeXt': 16, 'ResNet-18': 8}
+FAMILY_BATCH = {'ResNet-50': 8, 'MobileNeXt': 16, 'MobileNetV2': 16, 'ResNet-18': 8}
 
 
 def preset_spec(name: str) -> ModelSpec:

@@ -2,11 +2,13 @@
 
     python tools/analysis/param_table.py [--format markdown|plain]
 
-Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head, 1000
-classes) as in the paper's Table 3; detectors are built from ``configs/`` (Tables 4 and 5).
+Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head) with
+1000 classes (Table 3) and 100 classes (Table 1, CIFAR-100); detectors are built from
+``configs/`` (Tables 4 and 5), and SSDLite-MobileNeXt also with the authors' SSDLite taps.
 This is the table in README.md ("Parameter counts").
 """
 import argparse
+import copy
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -20,6 +22,14 @@ from ean_mm.paper import CLASSIFIERS, DETECTORS, classifier_cfg
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 Row = Tuple[str, int, Optional[float], str]
 
+#: The MobileNeXt authors' SSDLite features: 576 channels at stride 16, 1280 at stride 32
+#: (inside blocks, before their final depthwise conv), as ``--cfg-options``.
+AUTHORS_TAPS = {
+    'model.backbone.out_indices': (5, 7), 'model.backbone.out_tap': 'pre_dw',
+    'model.neck.in_channels': (576, 1280),
+    'model.neck.out_channels': (576, 1280, 512, 256, 256, 128),
+    'model.bbox_head.in_channels': (576, 1280, 512, 256, 256, 128)}
+
 
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
@@ -27,18 +37,32 @@ def count(module: torch.nn.Module) -> int:
 
 def classifier_rows() -> List[Row]:
     init_default_scope('mmpretrain')
-    return [(f'{p.label} classifier', count(MODELS.build(classifier_cfg(name))),
-             p.paper.params_m, 'Table 3') for name, p in CLASSIFIERS.items() if p.paper]
+    rows = []
+    for name, p in CLASSIFIERS.items():
+        if p.paper:
+            rows.append((f'{p.label} classifier', count(MODELS.build(classifier_cfg(name))),
+                         p.paper.params_m, 'Table 3'))
+    for name, p in CLASSIFIERS.items():
+        if p.cifar:
+            rows.append((f'{p.label}, 100 classes', count(MODELS.build(classifier_cfg(name, 100))),
+                         p.cifar.params_m, 'Table 1'))
+    return rows
 
 
 def detector_rows() -> List[Row]:
     init_default_scope('mmdet')
     rows = []
     for name, paper in DETECTORS.items():
-        model_cfg = Config.fromfile(str(CONFIGS / f'{name}.py')).model
-        model_cfg.backbone.init_cfg = None  # counting needs no pretrained weights
-        rows.append((f'{name}.py', count(MODELS.build(model_cfg)),
-                     paper.params_m if paper else None, paper.table if paper else '-'))
+        cfg = Config.fromfile(str(CONFIGS / f'{name}.py'))
+        cfg.model.backbone.init_cfg = None  # counting needs no pretrained weights
+        variants = [(f'{name}.py', cfg)]
+        if 'mobilenext' in name:
+            taps = copy.deepcopy(cfg)
+            taps.merge_from_dict(AUTHORS_TAPS)
+            variants.append((f"{name}.py, authors' taps", taps))
+        for label, variant in variants:
+            rows.append((label, count(MODELS.build(variant.model)),
+                         paper.params_m if paper else None, paper.table if paper else '-'))
     return rows
 
 

@@ -1,9 +1,10 @@
-"""MobileNeXt: the sandglass network of Zhou et al., ECCV 2020."""
-from typing import Optional, Sequence
+"""MobileNeXt: the sandglass network of Zhou et al., ECCV 2020, as its authors' code builds it."""
+import math
+from typing import List, Literal, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
-from mmcv.cnn import ConvModule
+from mmcv.cnn import ConvModule, build_activation_layer
 from mmdet.models.utils import make_divisible
 from mmengine.model import BaseModule
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -13,15 +14,42 @@ from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
 from ..layers.attention import build_attention_layer
 
+__all__ = ['SandglassBlock', 'MobileNeXt', 'sandglass_mid_channels']
+
+
+def sandglass_mid_channels(in_channels: int, out_channels: int, expand_ratio: int) -> int:
+    """The reduced width of a sandglass block: ``in // t``, or, where that is below ``out / 6``,
+    ``ceil(out / 6)`` rounded to a multiple of 16 (the authors' code)."""
+    mid = in_channels // expand_ratio
+    if mid < out_channels / 6:
+        mid = make_divisible(math.ceil(out_channels / 6), 16)
+    return mid
+
 
 class SandglassBlock(BaseModule):
-    """Sandglass block (Zhou et al. 2020, Fig. 3(b)), optionally with an attention layer.
+    """Sandglass block in the four forms of the authors' code (BN after every convolution).
 
-    ``dw3x3 + BN + act -> pw reduce to in/t + BN -> pw expand to out + BN + act
-    -> dw3x3 (stride) + BN [-> attention]`` plus an identity shortcut when ``stride == 1`` and
-    ``in_channels == out_channels``. The attention layer (EAN in EAN-MobileNeXt) re-calibrates
-    the output of the last convolution before the shortcut add (paper: Integration Strategy).
-    The reduced width ``in/t`` is rounded to a multiple of 8 as MobileNets do.
+    =========================================  =====================================  ========
+    condition                                  layers (``conv.0``, ``conv.1``, ...)    shortcut
+    =========================================  =====================================  ========
+    ``t == 2``                                 dw3x3+act, pw, pw+act, dw3x3(stride)   no
+    in != out, stride 1, not a one-block stage pw, pw+act                             no
+    in != out, stride 2                        pw, pw+act, dw3x3(stride)              no
+    otherwise                                  dw3x3+act, pw, pw+act, dw3x3           in == out
+    =========================================  =====================================  ========
+
+    "Otherwise" includes the only block of a one-block stride-1 stage (144 and 1280 channels),
+    whose input is narrower than its output: it keeps both depthwise convolutions and has no
+    shortcut. ``dw`` is depthwise, ``pw`` pointwise; the first ``pw`` reduces to
+    :func:`sandglass_mid_channels`, the second expands to ``out_channels``.
+
+    The attention layer (EAN paper: "plugged into the last convolutional layer of each block")
+    sits after the norm of the block's last convolution, before that convolution's activation
+    where it has one, and before the shortcut add:
+
+    * dw-pw-pw-dw forms (``t == 2`` and "otherwise"): after the last dw3x3's BN, before the add;
+    * pw-pw form: after the second pw's BN, before its ReLU6;
+    * pw-pw-dw form: after the strided dw3x3's BN.
     """
 
     def __init__(self,
@@ -29,6 +57,7 @@ class SandglassBlock(BaseModule):
                  out_channels: int,
                  stride: int,
                  expand_ratio: int,
+                 one_block_stage: bool = False,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
                  act_cfg: dict = dict(type='ReLU6'),
@@ -40,57 +69,94 @@ class SandglassBlock(BaseModule):
             raise ValueError(f'stride must be 1 or 2, got {stride}')
         self.with_cp = with_cp
         self.use_shortcut = stride == 1 and in_channels == out_channels
-        mid_channels = make_divisible(in_channels / expand_ratio, 8)
+        keep_dw = expand_ratio == 2 or in_channels == out_channels or \
+            (one_block_stage and stride == 1)
+        self.leading_dw = keep_dw
+        self.trailing_dw = keep_dw or stride == 2
+        mid_channels = sandglass_mid_channels(in_channels, out_channels, expand_ratio)
         common = dict(conv_cfg=conv_cfg, norm_cfg=norm_cfg)
-        self.conv = nn.Sequential(
-            ConvModule(in_channels, in_channels, 3, padding=1, groups=in_channels,
-                       act_cfg=act_cfg, **common),
-            ConvModule(in_channels, mid_channels, 1, act_cfg=None, **common),
-            ConvModule(mid_channels, out_channels, 1, act_cfg=act_cfg, **common),
-            ConvModule(out_channels, out_channels, 3, stride=stride, padding=1,
-                       groups=out_channels, act_cfg=None, **common))
+        layers = []
+        if self.leading_dw:
+            layers.append(ConvModule(in_channels, in_channels, 3, padding=1, groups=in_channels,
+                                     act_cfg=act_cfg, **common))
+        layers.append(ConvModule(in_channels, mid_channels, 1, act_cfg=None, **common))
+        # The last convolution's activation (pw-pw form) runs after the attention layer.
+        layers.append(ConvModule(mid_channels, out_channels, 1,
+                                 act_cfg=act_cfg if self.trailing_dw else None, **common))
+        if self.trailing_dw:
+            layers.append(ConvModule(out_channels, out_channels, 3, stride=stride, padding=1,
+                                     groups=out_channels, act_cfg=None, **common))
+        self.conv = nn.Sequential(*layers)
+        self.last_act = None if self.trailing_dw else build_activation_layer(act_cfg)
         self.attention_name = None
         if attention_cfg is not None:
             self.attention_name, attention = build_attention_layer(attention_cfg, out_channels)
             self.add_module(self.attention_name, attention)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def attention_norm(self) -> str:
+        """The norm layer the attention layer follows (``conv.<last>.bn``)."""
+        return f'conv.{len(self.conv) - 1}.{self.conv[-1].norm_name}'
 
-        def _inner_forward(x):
+    def _inner_forward(self, x: torch.Tensor, with_tap: bool):
+        if with_tap:
+            tap = self.conv[:-1](x)
+            out = self.conv[-1](tap)
+        else:
             out = self.conv(x)
-            if self.attention_name is not None:
-                out = getattr(self, self.attention_name)(out)
-            return x + out if self.use_shortcut else out
+        if self.attention_name is not None:
+            out = getattr(self, self.attention_name)(out)
+        if self.last_act is not None:
+            out = self.last_act(out)
+        if self.use_shortcut:
+            out = x + out
+        return (out, tap) if with_tap else out
 
+    def _run(self, x: torch.Tensor, with_tap: bool):
         if self.with_cp and x.requires_grad:
-            return cp.checkpoint(_inner_forward, x, use_reentrant=False)
-        return _inner_forward(x)
+            return cp.checkpoint(self._inner_forward, x, with_tap, use_reentrant=False)
+        return self._inner_forward(x, with_tap)
+
+    def forward_with_tap(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(output, tap)``: ``tap`` is the input of the block's final depthwise convolution
+        (the authors' SSDLite features)."""
+        if not self.trailing_dw:
+            raise ValueError('this sandglass block (pw-pw form) has no final depthwise '
+                             'convolution to tap before')
+        return self._run(x, with_tap=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(x, with_tap=False)
 
 
 @MODELS.register_module()
 class MobileNeXt(PretrainedLoadingMixin, BaseModule):
     """MobileNeXt backbone (Zhou et al., "Rethinking Bottleneck Structure for Efficient Mobile
-    Network Design", ECCV 2020), with arguments in the manner of mmdet's ``MobileNetV2``.
+    Network Design", ECCV 2020) as built by the authors' released code, with arguments in the
+    manner of mmdet's ``MobileNetV2``.
 
-    Stem: conv3x3, 32 channels, stride 2. Then eight stages ``layer1..layer8`` of sandglass
-    blocks, ``(t, c, n, s)`` = expansion, channels, repeats, first stride:
-    (2, 96, 1, 2), (6, 144, 1, 1), (6, 192, 3, 2), (6, 288, 3, 2), (6, 384, 4, 1),
-    (6, 576, 4, 2), (6, 960, 3, 1), (6, 1280, 1, 1). Output strides of the stages:
-    4, 4, 8, 16, 16, 32, 32, 32.
+    Stem: conv3x3, 32 channels, stride 2. Then eight stages ``layer1..layer8`` of
+    :class:`SandglassBlock`, ``(t, c, n, s)`` = (2, 96, 1, 2), (6, 144, 1, 1), (6, 192, 3, 2),
+    (6, 288, 3, 2), (6, 384, 4, 1), (6, 576, 4, 2), (6, 960, 3, 1), (6, 1280, 1, 1); channels
+    ``make_divisible(c * widen_factor, 8)``, the last stage kept at 1280 for ``widen_factor < 1``.
+    Output strides: 4, 4, 8, 16, 16, 32, 32, 32. The 1.0x ImageNet classifier (GAP, dropout 0.2,
+    linear 1280 -> 1000) has 3,535,416 parameters (EAN paper Table 3: 3.54M).
 
     Args:
-        widen_factor: Width multiplier; every channel count becomes a multiple of 8.
-        out_indices: Stages (0..7) whose outputs are returned. SSDLite uses (4, 7): strides 16
-            and 32, 384 and 1280 channels.
+        widen_factor: Width multiplier.
+        out_indices: Stages (0..7) whose features are returned.
+        out_tap: ``'stage'``: each stage's output. ``'pre_dw'``: for each stage in
+            ``out_indices``, its first block's features before that block's final depthwise
+            convolution, as the authors' SSDLite takes them: ``out_indices=(5, 7)`` gives 576
+            channels at stride 16 and 1280 at stride 32.
         frozen_stages: -1 freezes nothing; 0 the stem; k the stem and ``layer1..layerk``.
         conv_cfg, norm_cfg, act_cfg: Layer configs (BN and ReLU6 by default).
-        attention_cfg: Optional attention layer (a registered plugin taking ``in_channels``)
-            after the last convolution of every sandglass block, e.g. ``dict(type='EAN',
-            groups=8)``; see :class:`EANMobileNeXt`.
+        attention_cfg: An attention layer in every block, where :class:`SandglassBlock` says,
+            e.g. ``dict(type='EAN', groups=8)``; ``type`` resolves in the ``ean_mm`` scope first.
         norm_eval: Keep BN layers in eval mode during training (frozen running stats).
         with_cp: Gradient checkpointing of each block.
-        init_cfg: Initialization config; Kaiming convs and unit norms by default. A
-            ``Pretrained`` one reports missing / unexpected keys and accepts ``strict=True``.
+        init_cfg: Kaiming convs and unit norms by default; ``Pretrained`` as in
+            :class:`~ean_mm.checkpoint.PretrainedLoadingMixin`.
     """
 
     arch_settings = [[2, 96, 1, 2], [6, 144, 1, 1], [6, 192, 3, 2], [6, 288, 3, 2],
@@ -99,6 +165,7 @@ class MobileNeXt(PretrainedLoadingMixin, BaseModule):
     def __init__(self,
                  widen_factor: float = 1.,
                  out_indices: Sequence[int] = (1, 2, 4, 7),
+                 out_tap: Literal['stage', 'pre_dw'] = 'stage',
                  frozen_stages: int = -1,
                  conv_cfg: Optional[dict] = None,
                  norm_cfg: dict = dict(type='BN'),
@@ -118,26 +185,29 @@ class MobileNeXt(PretrainedLoadingMixin, BaseModule):
         if frozen_stages not in range(-1, num_stages + 1):
             raise ValueError(f'frozen_stages must be in range(-1, {num_stages + 1}), '
                              f'got {frozen_stages}')
+        if out_tap not in ('stage', 'pre_dw'):
+            raise ValueError(f"out_tap must be 'stage' or 'pre_dw', got {out_tap!r}")
         self.widen_factor = widen_factor
         self.out_indices = tuple(out_indices)
+        self.out_tap = out_tap
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
 
         in_channels = make_divisible(32 * widen_factor, 8)
         self.conv1 = ConvModule(3, in_channels, 3, stride=2, padding=1, conv_cfg=conv_cfg,
                                 norm_cfg=norm_cfg, act_cfg=act_cfg)
-        self.layers = []
-        self.out_channels = []
+        self.layers: List[str] = []
+        self.out_channels: List[int] = []  # of every stage's output
         for i, (expand_ratio, channels, num_blocks, stride) in enumerate(self.arch_settings):
-            out_channels = make_divisible(channels * widen_factor, 8)
+            out_channels = self.stage_channels(channels, widen_factor)
             blocks = []
             for j in range(num_blocks):
                 name = f'layer{i + 1}.{j}'
                 try:
                     blocks.append(SandglassBlock(
                         in_channels, out_channels, stride if j == 0 else 1, expand_ratio,
-                        conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                        attention_cfg=attention_cfg, with_cp=with_cp))
+                        one_block_stage=num_blocks == 1, conv_cfg=conv_cfg, norm_cfg=norm_cfg,
+                        act_cfg=act_cfg, attention_cfg=attention_cfg, with_cp=with_cp))
                 except ValueError as e:
                     raise ValueError(f'{type(self).__name__} block {name} '
                                      f'({out_channels} output channels): {e}') from e
@@ -145,7 +215,21 @@ class MobileNeXt(PretrainedLoadingMixin, BaseModule):
             self.add_module(f'layer{i + 1}', nn.Sequential(*blocks))
             self.layers.append(f'layer{i + 1}')
             self.out_channels.append(out_channels)
+        if out_tap == 'pre_dw':
+            tappable = [i for i, name in enumerate(self.layers)
+                        if getattr(self, name)[0].trailing_dw]
+            if not set(self.out_indices).issubset(tappable):
+                raise ValueError(f"out_tap='pre_dw' needs out_indices whose stage starts with a "
+                                 f'block ending in a depthwise convolution: {tappable}; got '
+                                 f'{self.out_indices}')
         self._freeze_stages()
+
+    @staticmethod
+    def stage_channels(channels: int, widen_factor: float) -> int:
+        """A stage's width: ``make_divisible(c * widen_factor, 8)``; 1280 stays for < 1."""
+        if channels == 1280 and widen_factor < 1:
+            return 1280
+        return make_divisible(channels * widen_factor, 8)
 
     def _freeze_stages(self) -> None:
         frozen = ([self.conv1] if self.frozen_stages >= 0 else []) + \
@@ -159,7 +243,13 @@ class MobileNeXt(PretrainedLoadingMixin, BaseModule):
         x = self.conv1(x)
         outs = []
         for i, layer_name in enumerate(self.layers):
-            x = getattr(self, layer_name)(x)
+            stage = getattr(self, layer_name)
+            if i in self.out_indices and self.out_tap == 'pre_dw':
+                x, tap = stage[0].forward_with_tap(x)
+                x = stage[1:](x)
+                outs.append(tap)
+                continue
+            x = stage(x)
             if i in self.out_indices:
                 outs.append(x)
         return tuple(outs)
