@@ -7,4 +7,4 @@ model = dict(
     backbone=dict(
         type='ean_mm.AttentionResNet',
         attention_cfg=dict(type='ean_mm.CoordAttention', reduction=32, min_channels=8),
-        init_cfg=dict(checkpoint='checkpoints/ca_r50_in1k.pth')))
+        init_cfg=dict(checkpoint='checkpoints/ca_r50_in1k.pth', prefix='backbone.')))

@@ -5,12 +5,7 @@ _base_ = [
     './_base_/paper_detection_schedule.py',
 ]
 custom_imports = dict(imports=['ean_mm'], allow_failed_imports=False)
-
-# ImageNet-pretrained backbone from tools/train.py configs/pretrain/r50_in1k.py (README).
-model = dict(
-    backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/r50_in1k.pth',
-                      prefix='backbone.')))
+# The backbone starts from torchvision://resnet50, as in mmdet's config.
 
 # COCO: batch 16 (8 GPUs x 2), lr 0.01.
 train_dataloader = dict(batch_size=2)

@@ -7,11 +7,7 @@ _base_ = [
     './_base_/paper_detection_schedule.py',
 ]
 custom_imports = dict(imports=['ean_mm'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        init_cfg=dict(type='Pretrained', checkpoint='checkpoints/r50_in1k.pth',
-                      prefix='backbone.')))
+# The backbone starts from torchvision://resnet50, as in mmdet's config.
 
 # The VOC data section, as in ssdlite320_mobilenext_voc.py with this detector's pipelines.
 voc_root = 'data/VOCdevkit/'

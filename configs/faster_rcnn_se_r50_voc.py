@@ -7,4 +7,4 @@ model = dict(
     backbone=dict(
         type='ean_mm.AttentionResNet',
         attention_cfg=dict(type='ean_mm.SE', reduction=16),
-        init_cfg=dict(checkpoint='checkpoints/se_r50_in1k.pth')))
+        init_cfg=dict(checkpoint='checkpoints/se_r50_in1k.pth', prefix='backbone.')))

@@ -15,6 +15,7 @@ model = dict(
         # out_indices=(5, 7), out_tap='pre_dw' (README, "SSDLite taps").
         out_indices=(4, 7),
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03),
+        # The authors' ImageNet weights, converted by tools/model_converters/mobilenext_official.py
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/mobilenext_in1k.pth',
                       prefix='backbone.')),
     neck=dict(in_channels=(384, 1280), out_channels=(384, 1280, 512, 256, 256, 128)),

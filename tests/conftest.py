@@ -1,4 +1,5 @@
-"""Shared fixtures and helpers: the repository root, tools loaded by path or run as a user would."""
+"""Shared fixtures and helpers: the repository root, tools loaded by path or run as a user would,
+public weights made here (same keys and shapes, random values)."""
 import importlib.util
 import os
 import subprocess
@@ -38,3 +39,45 @@ def run_tool(*args: str, env: Optional[Dict[str, str]] = None, check: bool = Tru
         raise AssertionError(f'{args} exited {proc.returncode}\n{proc.stdout[-4000:]}\n'
                              f'{proc.stderr[-4000:]}')
     return proc
+
+
+#: The file ``torchvision://resnet50`` names (mmengine's table), in torch's cache.
+TORCHVISION_R50 = 'resnet50-0676ba61.pth'
+
+
+@torch.no_grad()
+def randomised(state: Dict[str, torch.Tensor], seed: int = 0) -> Dict[str, torch.Tensor]:
+    """``state`` with random values a trained network could hold (positive variances)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, value in state.items():
+        if key.endswith('num_batches_tracked'):
+            out[key] = value.clone()
+        elif key.endswith('running_var'):
+            out[key] = torch.rand(value.shape, generator=g) + 0.5
+        elif key.endswith(('running_mean', 'bias')):
+            out[key] = torch.randn(value.shape, generator=g) * 0.1
+        elif value.dim() == 1:  # norm weights
+            out[key] = torch.rand(value.shape, generator=g) + 0.5
+        else:
+            out[key] = torch.randn(value.shape, generator=g) / value[0].numel() ** 0.5
+    return out
+
+
+@pytest.fixture(scope='session')
+def public_weights(tmp_path_factory) -> Dict[str, Path]:
+    """``torch_home``: a TORCH_HOME whose cache holds torchvision's ResNet-50 (what
+    ``torchvision://resnet50`` loads); ``torchvision_r50``: that file; ``mobilenext``: the
+    MobileNeXt authors' checkpoint converted by tools/model_converters/mobilenext_official.py."""
+    import torchvision
+    from reference_mobilenext import official_state_dict
+    home = tmp_path_factory.mktemp('torch_home')
+    r50 = home / 'hub' / 'checkpoints' / TORCHVISION_R50
+    r50.parent.mkdir(parents=True)
+    torch.save(randomised(torchvision.models.resnet50().state_dict()), r50)
+    authors = home / 'mobilenext_authors.pth'
+    torch.save(official_state_dict(), authors)
+    mobilenext = home / 'mobilenext_in1k.pth'
+    assert load_tool('tools/model_converters/mobilenext_official.py').main(
+        [str(authors), str(mobilenext)]) == 0
+    return dict(torch_home=home, torchvision_r50=r50, mobilenext=mobilenext)

@@ -327,7 +327,9 @@ def build_detector(config: str):
 def test_config_loads_and_builds(config, twin, cls, checkpoint):
     cfg, init_cfg, model = build_detector(config)
     twin_cfg, twin_init_cfg, twin_model = build_detector(twin)
-    assert init_cfg == dict(twin_init_cfg, checkpoint=f'checkpoints/{checkpoint}')
+    # The twin's init with the variant's own ImageNet checkpoint (mmpretrain layout).
+    assert init_cfg == dict(twin_init_cfg, checkpoint=f'checkpoints/{checkpoint}',
+                            prefix='backbone.')
     # Same training: everything but the backbone is the plain twin's.
     for key in ('train_cfg', 'param_scheduler', 'optim_wrapper', 'train_dataloader',
                 'val_evaluator', 'auto_scale_lr'):

@@ -67,14 +67,17 @@ def _leaf_datasets(node: dict, key: str):
 
 
 def small_run_options(config: str, data_root: Path, iters: int = 1,
-                      validate: bool = True) -> List[str]:
+                      validate: bool = True, pretrained: bool = False) -> List[str]:
     """``--cfg-options`` that point ``config`` at the generated data and make the run tiny
-    (``iters`` iterations, a checkpoint at the end, validation at the end if ``validate``),
-    leaving everything else as the config has it."""
+    (``iters`` iterations, a checkpoint at the end, validation at the end if ``validate``, the
+    backbone's ImageNet init only if ``pretrained``), leaving everything else as the config has
+    it."""
     cfg = Config.fromfile(str(ROOT / config))
     opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
             f'default_hooks.checkpoint.interval={iters}', 'default_hooks.logger.interval=1',
-            'model.backbone.init_cfg=None', 'train_dataloader.batch_size=2']
+            'train_dataloader.batch_size=2']
+    if not pretrained:
+        opts.append('model.backbone.init_cfg=None')
     # Low score threshold: a detector a few iterations old still outputs boxes to evaluate.
     opts.append('model.test_cfg.rcnn.score_thr=0.0' if 'rcnn' in cfg.model.test_cfg
                 else 'model.test_cfg.score_thr=0.0')
@@ -101,13 +104,20 @@ def last_iteration(checkpoint: Path) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize('config', ['configs/faster_rcnn_ean_r50_coco.py',
                                     'configs/ssdlite320_ean_mobilenext_voc.py'])
-def test_train_resume_test(config, data, tmp_path):
+def test_train_resume_test(config, data, public_weights, tmp_path):
     # One config of each detector family, each on the other data format; the other two configs
     # train in test_train_with_validation / test_two_process_distributed_training.
     fmt = EAN_CONFIGS[config]
     work = tmp_path / 'work'
-    run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options',
-             *small_run_options(config, data[fmt], iters=1, validate=False))
+    # The first iteration from the public weights the config names (torchvision://resnet50 from
+    # torch's cache; the MobileNeXt authors' weights converted): EAN starts as the plain network.
+    opts = small_run_options(config, data[fmt], iters=1, validate=False, pretrained=True)
+    if 'mobilenext' in config:
+        opts.append(f'model.backbone.init_cfg.checkpoint={public_weights["mobilenext"]}')
+    out = run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options', *opts,
+                   env=dict(TORCH_HOME=str(public_weights['torch_home'])))
+    layers = 20 if 'mobilenext' in config else 16
+    assert f'plain checkpoint, {layers} EAN layers start as the plain network' in out.stdout
     assert last_iteration(work / 'iter_1.pth') == 1
 
     # Resume the 1-iteration run to 2 iterations: starts at iteration 1, saves and validates at 2.
@@ -166,16 +176,18 @@ def coco_opts(data):
     return small_run_options(CONFIG, data['coco'])
 
 
-def config_with(opts: List[str]) -> Config:
-    """CONFIG as the tools load it with ``--cfg-options opts``."""
+def config_with(opts: List[str], config: str = CONFIG) -> Config:
+    """``config`` as the tools load it with ``--cfg-options opts``."""
     parser = argparse.ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return load_config(str(ROOT / CONFIG), parser.parse_args(['--cfg-options', *opts]).cfg_options)
+    return load_config(str(ROOT / config),
+                       parser.parse_args(['--cfg-options', *opts]).cfg_options)
 
 
-def check(opts: List[str], mode: str = 'train') -> None:
-    """The tools' pre-flight check of CONFIG with ``--cfg-options opts``."""
-    check_config_inputs(config_with(opts), mode, load_tool('tools/train.py').pretrain_hint)
+def check(opts: List[str], mode: str = 'train', config: str = CONFIG) -> None:
+    """The tools' pre-flight check of ``config`` with ``--cfg-options opts``."""
+    check_config_inputs(config_with(opts, config), mode,
+                        load_tool('tools/train.py').pretrain_hint)
 
 
 def test_error_missing_data_root(coco_opts, tmp_path):
@@ -197,13 +209,17 @@ def test_error_missing_checkpoint(coco_opts, tmp_path):
         check(coco_opts + [f'load_from={tmp_path}/none.pth'], mode='test')
 
 
-def test_error_missing_pretrained_checkpoint(coco_opts):
+def test_error_missing_pretrained_checkpoint(data):
     # The tools print this as one line and exit 1 (tests/test_pretrain.py runs one such error).
-    opts = [o for o in coco_opts if not o.startswith('model.backbone.init_cfg')]
+    config = 'configs/ssdlite320_ean_mobilenext_coco.py'
+    opts = [o for o in small_run_options(config, data['coco'])
+            if not o.startswith('model.backbone.init_cfg')]
     with pytest.raises(InputError) as err:
-        check(opts)
-    for needle in ('Pretrained checkpoint not found', "'checkpoints/ean_r50_in1k.pth'",
-                   'python tools/train.py configs/pretrain/ean_r50_in1k.py',
+        check(opts, config=config)
+    for needle in ('Pretrained checkpoint not found', "'checkpoints/mobilenext_in1k.pth'",
+                   "convert the MobileNeXt authors' ImageNet weights: python "
+                   'tools/model_converters/mobilenext_official.py THEIR_FILE.pth '
+                   'checkpoints/mobilenext_in1k.pth',
                    '--cfg-options model.backbone.init_cfg=None'):
         assert needle in str(err.value)
 

@@ -17,6 +17,7 @@ from mmpretrain.structures import DataSample
 from reference_mobilenext import blocks, official_forward, official_state_dict
 
 import ean_mm  # noqa: F401
+from ean_mm.checkpoint import ean_norm_pairs
 from ean_mm.checkpoint.mobilenext_official import convert_mobilenext_official
 from ean_mm.models import (EAN, AttentionMobileNetV2, EANMobileNetV2, EANMobileNeXt,
                            MobileNeXt)
@@ -149,18 +150,28 @@ def test_converted_classifier_gives_the_authors_logits(official, layout, tmp_pat
                                    rtol=1e-4, atol=1e-5)
 
 
-def test_ssdlite_config_loads_the_converted_backbone(official, tmp_path):
+@pytest.mark.parametrize('config', ['ssdlite320_mobilenext_coco',
+                                    'ssdlite320_ean_mobilenext_coco'])
+def test_ssdlite_configs_load_the_converted_backbone(official, tmp_path, config):
     dst = tmp_path / 'mobilenext_in1k.pth'
     assert converter.main([str(official[1]['bare']), str(dst)]) == 0
     init_default_scope('mmdet')
-    cfg = Config.fromfile(osp.join(ROOT, 'configs', 'ssdlite320_ean_mobilenext_coco.py'))
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'{config}.py'))
+    assert cfg.model.backbone.init_cfg.checkpoint == 'checkpoints/mobilenext_in1k.pth'
     cfg.model.backbone.init_cfg.checkpoint = str(dst)
-    detector = MMDET_MODELS.build(cfg.model)
-    detector.backbone.init_weights()
+    backbone = MMDET_MODELS.build(cfg.model).backbone
+    backbone.init_weights()
     converted = torch.load(dst, weights_only=True)['state_dict']
-    own = detector.backbone.state_dict()
-    assert all(torch.equal(own[k[len('backbone.'):]], v) for k, v in converted.items()
-               if k.startswith('backbone.'))
+    own = backbone.state_dict()
+    # Every tensor as converted; the EAN twin (tests/test_plain_start.py) with the norm before
+    # each EAN doubled, so that it computes what the plain network computes.
+    doubled = {f'{norm}.{p}' for norm in ean_norm_pairs(backbone).values()
+               for p in ('weight', 'bias')}
+    for key, value in converted.items():
+        if key.startswith('backbone.'):
+            key = key[len('backbone.'):]
+            assert torch.equal(own[key], value * 2 if key in doubled else value), key
+    assert len(doubled) == (40 if 'ean' in config else 0)
 
 
 def refused(src, tmp_path, capsys, *args) -> str:

@@ -103,7 +103,8 @@ def test_detector_backbone_equals_checkpoint(config, name, pretrained, tmp_path)
     checkpoint = with_trained_ean(pretrained[name], tmp_path / f'{name}.pth')
     init_default_scope('mmdet')
     cfg = Config.fromfile(str(ROOT / config))
-    cfg.model.backbone.init_cfg.checkpoint = str(checkpoint)
+    # the paper's protocol: the backbone of an ImageNet classifier trained here
+    cfg.model.backbone.init_cfg.update(checkpoint=str(checkpoint), prefix='backbone.')
     detector = DET_MODELS.build(cfg.model)
     detector.init_weights()
     expected = backbone_tensors(checkpoint)
@@ -118,29 +119,27 @@ def test_detector_backbone_equals_checkpoint(config, name, pretrained, tmp_path)
 def test_mismatch_report_and_strict_error(pretrained):
     from ean_mm.models import EANResNet
     plain = pretrained['r50_in1k']  # a plain ResNet-50 checkpoint into an EAN backbone
-    backbone = EANResNet(depth=50)
-    report = load_pretrained(backbone, str(plain), prefix='backbone.')
-    assert len(report['missing']) == 16 * 4 and all('.ean.' in k for k in report['missing'])
+    report = load_pretrained(EANResNet(depth=50), str(plain), prefix='backbone.', strict=True)
+    assert len(report['plain_start']) == 16 and report['missing'] == []
     assert report['unexpected'] == [] and report['shape_mismatch'] == []
-    with pytest.raises(InputError,
-                       match=r'missing in checkpoint \(64\): layer1\.0\.ean\.alpha'):
-        load_pretrained(EANResNet(depth=50), str(plain), prefix='backbone.', strict=True)
 
-    # wrong depth: unexpected keys, and the error lists them
-    with pytest.raises(InputError, match=r'unexpected in checkpoint'):
-        load_pretrained(EANResNet(depth=18, ean_groups=32), str(pretrained['ean_r50_in1k']),
+    # another group count: every EAN tensor of another shape, and the error lists them
+    with pytest.raises(InputError, match=r'shape mismatch \(64\): layer1\.0\.ean\.alpha '
+                                         r'\(4,\) vs \(8,\)'):
+        load_pretrained(EANResNet(depth=50, ean_groups=32), str(pretrained['ean_r50_in1k']),
                         prefix='backbone.', strict=True)
 
 
 def test_strict_mismatch_is_a_clean_tool_error(pretrained, imagenet, tmp_path):
-    """A plain ResNet-50 checkpoint, strict, into EAN-ResNet-50: one line, no stack dump."""
+    """An EAN-ResNet-50 checkpoint (G = 64), strict, into G = 32: one line, no stack dump."""
     proc = run_tool(
         'tools/train.py', 'configs/pretrain/ean_r50_in1k.py', '--work-dir', str(tmp_path),
-        '--cfg-options', *tiny_pretrain_options(imagenet),
+        '--cfg-options', *tiny_pretrain_options(imagenet), 'model.backbone.ean_groups=32',
         'model.backbone.init_cfg.type=Pretrained', 'model.backbone.init_cfg.prefix=backbone.',
-        f'model.backbone.init_cfg.checkpoint={pretrained["r50_in1k"]}',
+        f'model.backbone.init_cfg.checkpoint={pretrained["ean_r50_in1k"]}',
         'model.backbone.init_cfg.strict=True', check=False)
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert 'Traceback' not in proc.stderr, proc.stderr[-3000:]
     assert proc.stderr.count('error: ') == 1
-    assert 'missing in checkpoint (64): layer1.0.ean.alpha' in proc.stderr.split('error: ')[1]
+    assert 'shape mismatch (64): layer1.0.ean.alpha (4,) vs (8,)' in \
+        proc.stderr.split('error: ')[1]

@@ -42,15 +42,26 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+#: Checkpoints made from public weights rather than by pretraining.
+CONVERTED = {
+    'mobilenext_in1k': "convert the MobileNeXt authors' ImageNet weights: python "
+                       'tools/model_converters/mobilenext_official.py THEIR_FILE.pth {checkpoint} '
+                       '(README.md, "MobileNeXt ImageNet weights")',
+}
+
+
 def pretrain_hint(checkpoint: str) -> Optional[str]:
-    """How to produce ``checkpoints/<name>.pth``: ``configs/pretrain/<name>.py``, if it exists."""
+    """How to produce ``checkpoints/<name>.pth``: convert public weights, or pretrain with
+    ``configs/pretrain/<name>.py`` where it exists."""
     name = Path(checkpoint).stem
+    if name in CONVERTED:
+        return CONVERTED[name].format(checkpoint=checkpoint)
     if not (PRETRAIN_CONFIGS / f'{name}.py').is_file():
         return None
     return (f'produce it with ImageNet pretraining: python tools/train.py '
             f'configs/pretrain/{name}.py, then python tools/model_converters/ean_checkpoint.py '
-            f'backbone work_dirs/{name}/epoch_<N>.pth {checkpoint} (README.md, "ImageNet '
-            f'pretraining")')
+            f'backbone work_dirs/{name}/epoch_<N>.pth {checkpoint} (README.md, "Which weights '
+            f'to start from")')
 
 
 def main() -> None:

@@ -13,7 +13,10 @@ from mmengine.config import Config
 
 from .errors import InputError
 
-__all__ = ['check_config_inputs', 'explain_invalid_json']
+__all__ = ['check_config_inputs', 'explain_invalid_json', 'PRETRAINED_TYPES']
+
+#: ``init_cfg`` types that load a checkpoint (mmengine's and ean_mm's).
+PRETRAINED_TYPES = ('Pretrained', 'ean_mm.Pretrained')
 
 #: Given a missing checkpoint path, a sentence saying how to produce it (or ``None``).
 PretrainedHint = Callable[[str], Optional[str]]
@@ -74,7 +77,7 @@ def _check_data(cfg: Config, mode: str) -> None:
 
 def _pretrained_inits(node, key: str = 'model') -> Iterator[Tuple[str, dict]]:
     if isinstance(node, dict):
-        if node.get('type') == 'Pretrained' and isinstance(node.get('checkpoint'), str):
+        if node.get('type') in PRETRAINED_TYPES and isinstance(node.get('checkpoint'), str):
             yield key, node
         for k, v in node.items():
             yield from _pretrained_inits(v, f'{key}.{k}')

@@ -24,6 +24,11 @@ class AttentionBasicBlock(BasicBlock):
                 attention_cfg, self.conv2.out_channels)
             self.add_module(self.attention_name, attention)
 
+    @property
+    def attention_norm(self) -> str:
+        """The norm layer the attention layer follows."""
+        return self.norm2_name
+
     def forward(self, x):
 
         def _inner_forward(x):
