@@ -1,3 +1,6 @@
+import os
+import warnings
+
 from setuptools import find_packages, setup
 
 
@@ -7,6 +10,58 @@ def get_version() -> str:
         exec(f.read(), scope)
     return scope['__version__']
 
+
+def cpu_extension():
+    """``ean_mm._C``, EAN's CPU kernels, or ``None`` where torch's build tools are missing
+    (ean_mm then runs its PyTorch path and says so once). ``EAN_NO_EXTENSION=1`` skips it."""
+    if os.environ.get('EAN_NO_EXTENSION', '0') == '1':
+        return None
+    try:
+        import torch
+        from torch.utils.cpp_extension import BuildExtension, CppExtension
+    except ImportError:
+        warnings.warn('torch is not importable at build time: ean_mm._C is not built')
+        return None
+    # ATen's vector types take the instruction set from these macros, as in torch's own build;
+    # the kernels are built on and for the machine that runs them.
+    capability = torch.backends.cpu.get_cpu_capability()
+    # -fopenmp: at::parallel_for is OpenMP inside the headers (torch's own libgomp at run time).
+    flags = ['-O3', '-fopenmp']
+    if capability in ('AVX2', 'AVX512'):
+        flags += ['-mavx2', '-mfma', '-mf16c', '-DCPU_CAPABILITY=AVX2', '-DCPU_CAPABILITY_AVX2']
+    ext = CppExtension('ean_mm._C', ['ean_mm/csrc/ean_cpu.cpp'], extra_compile_args=flags,
+                       extra_link_args=['-fopenmp'])
+    return ext, BuildExtension.with_options(no_python_abi_suffix=False)
+
+
+class _OptionalBuild:
+    """A build_ext that warns instead of failing when the compiler does."""
+
+    @staticmethod
+    def wrap(build_cls):
+        class OptionalBuildExtension(build_cls):
+            def run(self):
+                try:
+                    super().run()
+                except Exception as err:  # noqa: BLE001  (no compiler, missing headers)
+                    warnings.warn(f'ean_mm._C was not built ({err}); ean_mm uses its PyTorch '
+                                  'kernels on CPU (slower)')
+
+            def build_extension(self, ext):
+                try:
+                    super().build_extension(ext)
+                except Exception as err:  # noqa: BLE001
+                    warnings.warn(f'ean_mm._C was not built ({err}); ean_mm uses its PyTorch '
+                                  'kernels on CPU (slower)')
+        return OptionalBuildExtension
+
+
+built = cpu_extension()
+extension_args = {}
+if built is not None:
+    ext, build_cls = built
+    extension_args = dict(ext_modules=[ext],
+                          cmdclass={'build_ext': _OptionalBuild.wrap(build_cls)})
 
 setup(
     name='ean_mm',
@@ -21,4 +76,5 @@ setup(
     install_requires=['mmengine>=0.10.0,<1.0', 'mmdet>=3.3.0,<3.4', 'mmpretrain>=1.2.0,<1.3'],
     extras_require={'tests': ['pytest']},
     license='Apache-2.0',
+    **extension_args,
 )

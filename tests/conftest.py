@@ -13,6 +13,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# Without a GPU, Triton kernels run in its interpreter on CPU tensors (read when a kernel is
+# defined, so before ean_mm's Triton module is imported).
+if not torch.cuda.is_available():
+    os.environ.setdefault('TRITON_INTERPRET', '1')
+
 
 @pytest.fixture(autouse=True)
 def _seed():

@@ -27,7 +27,7 @@ def tiny_run(tmp_path_factory):
 def test_end_to_end_writes_table_png_json(tiny_run):
     out, rows = tiny_run
     assert [r['name'] for r in rows] == ['r18', 'ean-r18']  # the plain twin is added, first
-    md = (out / 'fused.md').read_text()
+    md = (out / 'auto.md').read_text()
     header = '| ' + ' | '.join(bm.TABLE_COLUMNS) + ' |'
     assert header in md
     table = [line for line in md.splitlines() if line.startswith('| ResNet-18 |')
@@ -38,9 +38,9 @@ def test_end_to_end_writes_table_png_json(tiny_run):
                    '- command: `python tools/analysis/benchmark.py --models ean-r18',
                    'Table 3', '## Targets', 'EAN-ResNet-18: inference latency'):
         assert needle in md, needle
-    png = (out / 'fused.png').read_bytes()
+    png = (out / 'auto.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000
-    data = json.loads((out / 'fused.json').read_text())
+    data = json.loads((out / 'auto.json').read_text())
     ean = {r['name']: r for r in data['rows']}['ean-r18']
     assert ean['twin'] == 'r18' and ean['ean_layers'] == 8
     assert len(ean['infer_s']) == len(ean['train_s']) == 2
@@ -68,7 +68,7 @@ def test_resnet50_params_and_flops():
     # EAN-ResNet-50: same parameters + 16 x 4 x (C/64); the fused op counts as the reference
     # path's GroupNorm (5 FLOPs per element of the 16 conv3 outputs).
     extra = 5 * (3 * 256 * 56**2 + 4 * 512 * 28**2 + 6 * 1024 * 14**2 + 3 * 2048 * 7**2)
-    for impl in ('fused', 'reference'):
+    for impl in ('auto', 'fused', 'reference'):
         ean = bm.build_model(bm.preset_spec('ean-r50'), impl)
         assert bm.count_params(ean) == R50_PARAMS + 944
         assert bm.count_flops(ean, bm.preset_spec('ean-r50'), 224, cpu)[0] == R50_FLOPS + extra
@@ -116,18 +116,18 @@ def _row(name, label, family, attention, twin, **ratios):
 
 
 def test_report_targets_and_compile_section():
-    rows = [_row('r50', 'ResNet-50', 'R', 'plain', None),
-            _row('se-r50', 'SE-ResNet-50', 'R', 'SE', 'r50', infer_ratio=1.2, train_ratio=1.1,
-                 mem_ratio=1.05),
-            _row('ean-r50', 'EAN-ResNet-50', 'R', 'EAN', 'r50', infer_ratio=1.05,
+    rows = [_row('r50', 'ResNet-50', 'ResNet-50', 'plain', None),
+            _row('se-r50', 'SE-ResNet-50', 'ResNet-50', 'SE', 'r50', infer_ratio=1.2,
+                 train_ratio=1.1, mem_ratio=1.05),
+            _row('ean-r50', 'EAN-ResNet-50', 'ResNet-50', 'EAN', 'r50', infer_ratio=1.05,
                  train_ratio=1.2, mem_ratio=1.02)]
     lines = bm.target_lines(rows)
     assert len(lines) == 1
-    assert 'inference latency 1.050x (target <= 1.070x: met)' in lines[0]
-    assert 'training step 1.200x (target <= 1.100x: NOT met)' in lines[0]
+    assert 'inference latency 1.050x (target <= 1.05x: met)' in lines[0]
+    assert 'training step 1.200x (target <= 1.08x: NOT met)' in lines[0]
     assert 'inference latency vs SE 1.200x: cheaper' in lines[0]
     assert 'training step vs SE 1.100x: NOT cheaper' in lines[0]
-    args = bm.parse_args(['--compile', '--out-dir', 'x'])
+    args = bm.parse_args(['--ean-impl', 'fused', '--compile', '--out-dir', 'x'])
     assert args.name == 'fused-compile'
     md = bm.markdown(rows, args, {'date': 'd', 'device': 'cpu'}, 'python tools/analysis/x')
     assert '## Compilation (`--compile`)' in md and '| EAN-ResNet-50 | 5000 |' in md
@@ -141,11 +141,17 @@ def test_cli_help_defaults_and_bad_arguments(capsys):
     for option in ('--models', '--batch-size', '--img-size', '--rounds', '--warmup', '--device',
                    '--threads', '--ean-impl', '--compile', '--out-dir'):
         assert option in printed
-    args = bm.parse_args([])  # the paper's Table 3 set at 224x224, eager fused EAN
+    args = bm.parse_args([])  # the paper's Table 3 set at 224x224, EAN's default kernels
     assert args.models == ['r50', 'se-r50', 'ca-r50', 'ean-r50', 'mx', 'se-mx', 'ca-mx',
                            'ean-mx']
-    assert (args.img_size, args.ean_impl, args.compile, args.name) == (224, 'fused', False,
-                                                                      'fused')
+    assert (args.img_size, args.ean_impl, args.compile, args.name) == (224, 'auto', False,
+                                                                      'auto')
+    assert args.settings == [dict(label='cpu', device='cpu', threads=None, amp=False)]
+    settings = bm.parse_args(['--settings', 'cpu:1t', 'cpu:2t:bf16']).settings
+    assert [(s['threads'], s['amp']) for s in settings] == [(1, False), (2, True)]
+    with pytest.raises(SystemExit) as exc:
+        bm.parse_args(['--settings', 'gpu'])
+    assert exc.value.code == 2 and "'gpu' is not cpu:<N>t" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         bm.parse_args(['--rounds', '0'])
     assert exc.value.code == 2 and '--rounds must be >= 1' in capsys.readouterr().err

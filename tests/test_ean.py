@@ -33,7 +33,9 @@ def ean_reference(x, gamma, beta, alpha, delta, groups, eps=1e-5, l2_eps=1e-5,
     return torch.cat(groups_out, dim=1)  # Aggregation
 
 
-IMPLEMENTATIONS = ['fused', 'reference']  # the default (fused) and the equation path
+# the default (the C++ kernel here), its PyTorch-ops fallback, the PyTorch-ops fused path, the
+# equation path
+IMPLEMENTATIONS = ['auto', 'torch', 'fused', 'reference']
 
 
 def randomized(layer: EAN) -> EAN:
@@ -110,7 +112,7 @@ def test_builds_by_name_in_both_registries():
     for registry in (MMDET_MODELS, MMPRETRAIN_MODELS):
         layer = registry.build(dict(type='ean_mm.EAN', in_channels=64, groups=8))
         assert isinstance(layer, EAN) and layer.groups == 8
-        assert layer.implementation == 'fused'  # the default
+        assert layer.implementation == 'auto'  # the default
         layer = registry.build(dict(type='ean_mm.EAN', in_channels=64, groups=8,
                                     implementation='reference'))
         assert layer.implementation == 'reference'
@@ -146,8 +148,8 @@ def test_set_ean_implementation_sets_every_layer():
     from ean_mm.models import EANResNet, set_ean_implementation
     model = EANResNet(depth=18)
     layers = [m for m in model.modules() if isinstance(m, EAN)]
-    assert len(layers) == 8 and all(m.implementation == 'fused' for m in layers)
+    assert len(layers) == 8 and all(m.implementation == 'auto' for m in layers)
     assert set_ean_implementation(model, 'reference', True) == 8
     assert all(m.implementation == 'reference' and m.use_compile for m in layers)
-    with pytest.raises(ValueError, match="'fused' or 'reference'"):
-        set_ean_implementation(model, 'triton')
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        set_ean_implementation(model, 'cuda')

@@ -13,7 +13,7 @@ TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-
 
 def pair(c, g, dtype=torch.float64, **kwargs):
     """A randomised fused layer and a reference layer with the same parameters."""
-    fused = EAN(c, groups=g, **kwargs).to(dtype)
+    fused = EAN(c, groups=g, **dict(dict(implementation='fused'), **kwargs)).to(dtype)
     with torch.no_grad():
         for p in fused.parameters():
             p.copy_(torch.randn_like(p))
@@ -55,12 +55,13 @@ def test_fused_matches_reference(dtype, shape, g, l2_reduction):
         torch.testing.assert_close(got, want, **tol, msg=name)
 
 
-def test_fused_is_default_and_reference_selectable():
-    assert EAN(8, groups=2).implementation == 'fused'
-    assert EAN(8, groups=2, implementation='reference').implementation == 'reference'
-    assert "implementation='fused'" in repr(EAN(8, groups=2))
-    with pytest.raises(ValueError, match='implementation'):
-        EAN(8, groups=2, implementation='triton')
+def test_implementations_selectable():
+    assert EAN(8, groups=2).implementation == 'auto'
+    for impl in ('fused', 'reference', 'cpp', 'triton', 'torch'):
+        assert EAN(8, groups=2, implementation=impl).implementation == impl
+    assert "implementation='auto'" in repr(EAN(8, groups=2))
+    with pytest.raises(ValueError, match='implementation must be one of'):
+        EAN(8, groups=2, implementation='cuda')
 
 
 def test_state_dict_is_the_same():
@@ -222,7 +223,7 @@ def test_compile_flag_from_environment(monkeypatch):
     real_kernels = fused_mod._kernels
     monkeypatch.setattr(fused_mod, '_kernels',
                         lambda use_compile: requested.append(use_compile) or real_kernels(False))
-    EAN(8, groups=2)(torch.randn(1, 8, 2, 2))  # compile=None: the environment decides
+    EAN(8, groups=2, implementation='fused')(torch.randn(1, 8, 2, 2))  # compile=None: the env
     assert requested == [True]
 
 

@@ -6,6 +6,7 @@
 #
 #   torch 2.13.0 + torchvision 0.28.0   (kept if the base Python already has a working pair)
 #   mmengine 0.10.7, mmcv 2.1.0 (with compiled ops), mmdet 3.3.0, mmpretrain 1.2.0, pytest
+#   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here)
 #
 # Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
 # folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
@@ -83,6 +84,24 @@ fi
 
 step "install ean_mm (editable)"
 have ean_mm || pip_install --no-deps --no-build-isolation -e "$ROOT"
+
+step "build ean_mm's CPU kernels (ean_mm._C)"
+# Rebuilt when missing or older than its source; a machine without a C++ compiler goes on
+# without it (EAN then runs on PyTorch ops on CPU, slower, and says so once).
+if ! "$PY" - "$ROOT" <<'PYEOF'
+import glob, os, sys
+root = sys.argv[1]
+built = glob.glob(os.path.join(root, 'ean_mm', '_C*.so'))
+sources = glob.glob(os.path.join(root, 'ean_mm', 'csrc', '*'))
+newest = max(os.path.getmtime(p) for p in sources + [os.path.join(root, 'setup.py')])
+sys.exit(0 if built and os.path.getmtime(built[0]) >= newest else 1)
+PYEOF
+then
+    log "compiling (about 2 min on 2 cores)"
+    (cd "$ROOT" && "$PY" setup.py -q build_ext --inplace) || true
+fi
+"$PY" -c "import ean_mm._C" 2>/dev/null \
+    || log "WARNING: ean_mm._C is not built (no C++ compiler?): EAN runs on PyTorch ops on CPU, slower"
 
 step "check imports"
 "$PY" -c "import ean_mm, mmdet, mmpretrain, mmcv.ops; print('ean_mm', ean_mm.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__)"

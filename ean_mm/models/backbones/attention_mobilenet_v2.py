@@ -8,7 +8,7 @@ from torch.utils import checkpoint as cp
 
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
-from ..layers.attention import build_attention_layer
+from ..layers.attention import build_attention_layer, norm_and_attention
 
 __all__ = ['AttentionInvertedResidual', 'AttentionMobileNetV2', 'EANMobileNetV2']
 
@@ -52,8 +52,8 @@ class AttentionInvertedResidual(InvertedResidual):
         out = x
         for i, layer in enumerate(self.conv):
             if i == self.attention_index and self.attention_name is not None:
-                out = layer.norm(layer.conv(out))
-                out = getattr(self, self.attention_name)(out)
+                out = norm_and_attention(layer.norm, getattr(self, self.attention_name),
+                                         layer.conv(out))
                 if layer.with_activation:
                     out = layer.activate(out)
             else:

@@ -6,7 +6,8 @@ from torch.utils import checkpoint as cp
 
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
-from ..layers.attention import build_attention_layer, resolve_attention_cfg
+from ..layers.attention import (build_attention_layer, norm_and_attention,
+                                resolve_attention_cfg)
 
 
 class AttentionBasicBlock(BasicBlock):
@@ -34,9 +35,44 @@ class AttentionBasicBlock(BasicBlock):
         def _inner_forward(x):
             identity = x
             out = self.relu(self.norm1(self.conv1(x)))
-            out = self.norm2(self.conv2(out))
             if self.attention_name is not None:
-                out = getattr(self, self.attention_name)(out)
+                out = norm_and_attention(self.norm2, getattr(self, self.attention_name),
+                                         self.conv2(out))
+            else:
+                out = self.norm2(self.conv2(out))
+            if self.downsample is not None:
+                identity = self.downsample(x)
+            return out + identity
+
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
+        else:
+            out = _inner_forward(x)
+        return self.relu(out)
+
+
+class AttentionBottleneck(Bottleneck):
+    """mmdet's ``Bottleneck`` (same modules, keys and outputs) whose first ``after_conv3``
+    plugin runs through :func:`~ean_mm.models.layers.norm_and_attention` with ``norm3``, so that
+    EAN after ``bn3`` keeps only the conv3 output for backward."""
+
+    def forward(self, x):
+
+        def _inner_forward(x):
+            identity = x
+            out = self.relu(self.norm1(self.conv1(x)))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv1_plugin_names)
+            out = self.relu(self.norm2(self.conv2(out)))
+            if self.with_plugins:
+                out = self.forward_plugin(out, self.after_conv2_plugin_names)
+            out = self.conv3(out)
+            names = self.after_conv3_plugin_names if self.with_plugins else []
+            if names:
+                out = norm_and_attention(self.norm3, getattr(self, names[0]), out)
+                out = self.forward_plugin(out, names[1:])
+            else:
+                out = self.norm3(out)
             if self.downsample is not None:
                 identity = self.downsample(x)
             return out + identity
@@ -62,9 +98,9 @@ class AttentionResNet(PretrainedLoadingMixin, ResNet):
     arch_settings = {
         18: (AttentionBasicBlock, (2, 2, 2, 2)),
         34: (AttentionBasicBlock, (3, 4, 6, 3)),
-        50: (Bottleneck, (3, 4, 6, 3)),
-        101: (Bottleneck, (3, 4, 23, 3)),
-        152: (Bottleneck, (3, 8, 36, 3)),
+        50: (AttentionBottleneck, (3, 4, 6, 3)),
+        101: (AttentionBottleneck, (3, 4, 23, 3)),
+        152: (AttentionBottleneck, (3, 8, 36, 3)),
     }
 
     def __init__(self,
@@ -77,16 +113,18 @@ class AttentionResNet(PretrainedLoadingMixin, ResNet):
                            f'{sorted(self.arch_settings)}')
         self.attention_cfg = attention_cfg
         block = self.arch_settings[depth][0]
-        if attention_cfg is not None and block is Bottleneck:
+        if attention_cfg is not None and block is AttentionBottleneck:
             plugins = list(plugins or []) + [
                 dict(cfg=resolve_attention_cfg(attention_cfg), position='after_conv3')]
         super().__init__(depth, plugins=plugins, **kwargs)
-        if block is AttentionBasicBlock and self.zero_init_residual and \
-                kwargs.get('init_cfg') is None and kwargs.get('pretrained') is None:
-            # mmdet zero-inits the last norm only of blocks that *are* its BasicBlock.
+        if self.zero_init_residual and kwargs.get('init_cfg') is None and \
+                kwargs.get('pretrained') is None:
+            # mmdet zero-inits the last norm only of blocks that *are* its own block classes.
+            last_norm = 'norm2' if block is AttentionBasicBlock else 'norm3'
             for layer_name in self.res_layers:
                 for res_block in getattr(self, layer_name):
-                    res_block.init_cfg = dict(type='Constant', val=0, override=dict(name='norm2'))
+                    res_block.init_cfg = dict(type='Constant', val=0,
+                                              override=dict(name=last_norm))
 
     def make_res_layer(self, **kwargs):
         if kwargs['block'] is AttentionBasicBlock:

@@ -12,7 +12,7 @@ from torch.utils import checkpoint as cp
 
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
-from ..layers.attention import build_attention_layer
+from ..layers.attention import build_attention_layer, norm_and_attention
 
 __all__ = ['SandglassBlock', 'MobileNeXt', 'sandglass_mid_channels']
 
@@ -99,13 +99,16 @@ class SandglassBlock(BaseModule):
         return f'conv.{len(self.conv) - 1}.{self.conv[-1].norm_name}'
 
     def _inner_forward(self, x: torch.Tensor, with_tap: bool):
-        if with_tap:
-            tap = self.conv[:-1](x)
-            out = self.conv[-1](tap)
-        else:
-            out = self.conv(x)
-        if self.attention_name is not None:
-            out = getattr(self, self.attention_name)(out)
+        out = self.conv[:-1](x)
+        tap = out
+        last = self.conv[-1]
+        if self.attention_name is None:
+            out = last(out)
+        else:  # the last conv's norm, then the attention, then its activation (if any)
+            out = norm_and_attention(last.norm, getattr(self, self.attention_name),
+                                     last.conv(out))
+            if last.with_activation:
+                out = last.activate(out)
         if self.last_act is not None:
             out = self.last_act(out)
         if self.use_shortcut:

@@ -2,12 +2,13 @@
 import copy
 from typing import Tuple
 
+import torch
 import torch.nn as nn
 from mmcv.cnn import build_plugin_layer
 
 from ...registry import MODELS, SCOPE
 
-__all__ = ['resolve_attention_cfg', 'build_attention_layer']
+__all__ = ['resolve_attention_cfg', 'build_attention_layer', 'norm_and_attention']
 
 
 def resolve_attention_cfg(cfg: dict) -> dict:
@@ -36,3 +37,10 @@ def build_attention_layer(cfg: dict, in_channels: int) -> Tuple[str, nn.Module]:
     """
     cfg = resolve_attention_cfg(cfg)
     return build_plugin_layer(cfg, in_channels=in_channels, postfix=cfg.pop('postfix', ''))
+
+
+def norm_and_attention(norm: nn.Module, attention: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``attention(norm(x))``; through EAN's :meth:`~.EAN.forward_after_norm`, which for a
+    BatchNorm2d keeps only ``x`` for backward."""
+    after_norm = getattr(attention, 'forward_after_norm', None)
+    return after_norm(norm, x) if after_norm is not None else attention(norm(x))

@@ -1,11 +1,16 @@
 """EAN: Efficient Attention module guided by Normalization (Li, Li & Wen, AAAI 2024)."""
-from typing import Literal, Optional
+from typing import Literal, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from ...registry import MODELS
 
+from ...registry import MODELS
 from .ean_fused import ean_fused
+from .ean_ops import BACKENDS, ean_backward, ean_forward
+
+#: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
+#: ``torch``), the PyTorch-ops fused path (``fused``) and the equations (``reference``).
+IMPLEMENTATIONS = BACKENDS + ('fused', 'reference')
 
 
 @MODELS.register_module()
@@ -24,10 +29,13 @@ class EAN(nn.Module):
     * Eqn 9: ``Y_k = A_k * X_k``, concatenated back in order.
 
     Eqn 6 sums the squares as printed (``l2_reduction='sum'``); ``'mean'`` divides by the root
-    of their mean instead, as a public implementation does. ``implementation='fused'`` computes
-    the same with one reduction and one elementwise pass (:mod:`.ean_fused`); ``'reference'``
-    is the equation-by-equation path (:meth:`attention`). Keys: ``gn.weight`` (gamma),
-    ``gn.bias`` (beta), ``alpha``, ``delta``, ``C/G`` values each.
+    of their mean instead, as a public implementation does. ``implementation='auto'`` (default)
+    runs the kernels of :mod:`.ean_ops` (Triton on CUDA, C++ on CPU: one memory pass per plane,
+    input dtype kept, float32 statistics); after a ``BatchNorm2d`` in a block of ours it also
+    recomputes the norm's output in backward instead of keeping it
+    (:meth:`forward_after_norm`). ``'fused'`` is the PyTorch-ops path (:mod:`.ean_fused`),
+    ``'reference'`` the equation-by-equation one (:meth:`attention`). Keys: ``gn.weight``
+    (gamma), ``gn.bias`` (beta), ``alpha``, ``delta``, ``C/G`` values each.
 
     Args:
         in_channels: ``C``.
@@ -35,9 +43,10 @@ class EAN(nn.Module):
         eps: GroupNorm ``epsilon`` (Eqn 5).
         l2_eps: ``varepsilon`` of Eqn 6.
         l2_reduction: ``'sum'`` (Eqn 6) or ``'mean'``.
-        implementation: ``'fused'`` (default) or ``'reference'``.
-        compile: Run the fused kernels through ``torch.compile`` (eager fallback with a warning);
-            ``None`` reads ``EAN_COMPILE=1``. Ignored by ``'reference'``.
+        implementation: ``'auto'`` (default), ``'cpp'``, ``'triton'``, ``'torch'``,
+            ``'fused'`` or ``'reference'``.
+        compile: Run the ``'fused'`` path through ``torch.compile`` (eager fallback with a
+            warning); ``None`` reads ``EAN_COMPILE=1``. Only for ``'fused'``.
     """
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
@@ -48,7 +57,8 @@ class EAN(nn.Module):
                  eps: float = 1e-5,
                  l2_eps: float = 1e-5,
                  l2_reduction: Literal['sum', 'mean'] = 'sum',
-                 implementation: Literal['fused', 'reference'] = 'fused',
+                 implementation: Literal['auto', 'cpp', 'triton', 'torch', 'fused',
+                                         'reference'] = 'auto',
                  compile: Optional[bool] = None) -> None:
         super().__init__()
         if not isinstance(groups, int) or groups < 1 or in_channels % groups != 0:
@@ -59,8 +69,8 @@ class EAN(nn.Module):
         if l2_reduction not in ('sum', 'mean'):
             raise ValueError(f"EAN: l2_reduction must be 'sum' (paper Eqn 6) or 'mean', "
                              f'got {l2_reduction!r}.')
-        if implementation not in ('fused', 'reference'):
-            raise ValueError(f"EAN: implementation must be 'fused' or 'reference', "
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(f'EAN: implementation must be one of {IMPLEMENTATIONS}, '
                              f'got {implementation!r}.')
         self.in_channels = in_channels
         self.groups = groups
@@ -93,15 +103,54 @@ class EAN(nn.Module):
                              + self.delta.view(1, -1, 1, 1))  # Eqn 8
         return mask.reshape(n, c, h, w)  # Aggregation keeps group order
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def kernel_vectors(self, dtype: torch.dtype) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``(ag, sh0)`` of :mod:`.ean_ops`: ``a * gamma`` and ``delta + a * beta`` with
+        ``a = alpha * omega`` (Eqns 6-8), in the compute dtype of ``dtype`` (float32, or float64
+        for float64 inputs); autograd carries their gradients to the parameters."""
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        gamma, beta = self.gn.weight.to(acc), self.gn.bias.to(acc)
+        squares = gamma * gamma
+        total = squares.sum() if self.l2_reduction == 'sum' else squares.mean()
+        a = self.alpha.to(acc) * gamma * torch.rsqrt(total + self.l2_eps)  # alpha * omega
+        return a * gamma, self.delta.to(acc) + a * beta
+
+    def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'EAN expects (N, {self.in_channels}, H, W) input, '
                              f'got shape {tuple(x.shape)}.')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        if self.implementation in BACKENDS:
+            ag, sh0 = self.kernel_vectors(x.dtype)
+            return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
         if self.implementation == 'fused':
             return ean_fused(x, self.gn.weight, self.gn.bias, self.alpha, self.delta,
                              self.groups, self.gn.eps, self.l2_eps, self.l2_reduction,
                              self.use_compile)
         return x * self.attention(x).to(x.dtype)  # Eqn 9
+
+    def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``self(norm(x))``; for a ``BatchNorm2d`` in training with the kernels, as one
+        autograd step that keeps only ``x`` (which the norm keeps anyway) and recomputes the
+        norm's output in backward. Same forward values as ``self(norm(x))``."""
+        if not (self.implementation in BACKENDS and type(norm) is nn.BatchNorm2d and
+                norm.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()):
+            return self(norm(x))
+        self._check(x)
+        # nn.BatchNorm2d.forward's bookkeeping, then its kernel (torch.native_batch_norm)
+        factor = 0.0 if norm.momentum is None else norm.momentum
+        if norm.training and norm.track_running_stats and norm.num_batches_tracked is not None:
+            norm.num_batches_tracked.add_(1)
+            if norm.momentum is None:
+                factor = 1.0 / float(norm.num_batches_tracked)
+        bn_training = norm.training or (norm.running_mean is None and norm.running_var is None)
+        use_running = not norm.training or norm.track_running_stats
+        ag, sh0 = self.kernel_vectors(x.dtype)
+        return _BatchNormEAN.apply(
+            x, norm.weight, norm.bias, ag, sh0, norm.running_mean if use_running else None,
+            norm.running_var if use_running else None, bn_training, factor, norm.eps,
+            self.gn.eps, self.implementation)
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, groups={self.groups}, '
@@ -117,12 +166,51 @@ def _nearest_divisor(channels: int, groups) -> int:
 
 def set_ean_implementation(model: nn.Module, implementation: str,
                            use_compile: Optional[bool] = None) -> int:
-    """Set every :class:`EAN` in ``model`` to ``implementation`` ('fused' or 'reference') and
-    ``compile``; returns how many there are."""
-    if implementation not in ('fused', 'reference'):
-        raise ValueError(f"implementation must be 'fused' or 'reference', got {implementation!r}")
+    """Set every :class:`EAN` in ``model`` to ``implementation`` (one of
+    :data:`IMPLEMENTATIONS`) and ``compile``; returns how many there are."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f'implementation must be one of {IMPLEMENTATIONS}, '
+                         f'got {implementation!r}')
     layers = [m for m in model.modules() if isinstance(m, EAN)]
     for layer in layers:
         layer.implementation = implementation
         layer.use_compile = use_compile
     return len(layers)
+
+
+class _BatchNormEAN(torch.autograd.Function):
+    """``EAN(BatchNorm2d(x))`` saving ``x``, the norm's statistics and EAN's per-plane ones;
+    backward: EAN's gradient with the norm's output recomputed from ``x`` inside the kernel,
+    then the norm's own backward (``native_batch_norm_backward``)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, ag, sh0, running_mean, running_var, bn_training, momentum,
+                eps, ean_eps, backend):
+        u, save_mean, save_invstd = torch.native_batch_norm(
+            x, weight, bias, running_mean, running_var, bn_training, momentum, eps)
+        y, mu, rstd = ean_forward(u, ag, sh0, ean_eps, backend)
+        # running statistics are read in backward only in eval mode (no update in between)
+        stats = (running_mean, running_var) if not bn_training else (None, None)
+        ctx.save_for_backward(x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, *stats)
+        ctx.bn_training, ctx.eps, ctx.backend = bn_training, eps, backend
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, rm, rv = ctx.saved_tensors
+        if ctx.bn_training:
+            mean, invstd = save_mean, save_invstd
+        else:
+            mean, invstd = rm, torch.rsqrt(rv + ctx.eps)
+        aff_a = (weight * invstd).to(ag.dtype)
+        aff_b = (bias - mean * weight * invstd).to(ag.dtype)
+        grad_u, sum_gz, sum_gz_xhat = ean_backward(grad_y.to(x.dtype), x, mu, rstd, ag, sh0,
+                                                   aff_a, aff_b, ctx.backend)
+        need = ctx.needs_input_grad
+        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_u, x, weight, rm, rv, save_mean, save_invstd, ctx.bn_training, ctx.eps,
+            [need[0], need[1], need[2]])
+        k = ag.numel()
+        grad_ag = sum_gz_xhat.reshape(-1, k).sum(0)
+        grad_sh0 = sum_gz.reshape(-1, k).sum(0)
+        return (grad_x, grad_w, grad_b, grad_ag, grad_sh0) + (None, ) * 7

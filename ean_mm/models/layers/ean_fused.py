@@ -38,7 +38,7 @@ autograd and :func:`ean_fused` is the entry point (dtype handling, optional comp
 import functools
 import os
 import warnings
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -200,7 +200,7 @@ def _compile_requested(flag: Optional[bool]) -> bool:
 
 
 def _kernels(use_compile: bool) -> Tuple[Callable, Callable]:
-    global _compiled, _compile_failed
+    global _compiled
     if not use_compile or _compile_failed:
         return _EAGER
     if _compiled is None:

@@ -1,0 +1,211 @@
+"""EAN's kernels (ean_mm.models.layers.ean_ops): the C++ CPU kernel, the Triton kernels (in
+Triton's interpreter on CPU tensors without a GPU), the PyTorch-ops backend, the BatchNorm+EAN
+step that keeps only the norm's input, mixed precision, torch.compile and torch.export."""
+import warnings
+
+import pytest
+import torch
+from test_ean import ean_reference
+
+from ean_mm.models import EAN, EANResNet
+from ean_mm.models.layers import ean_ops
+from ean_mm.models.layers.ean_triton import triton_backward, triton_forward
+
+DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'  # 'cpu': Triton interpreted
+BACKENDS = ['cpp', 'triton', 'torch']
+NAMES = ['y', 'x', 'gn.weight', 'gn.bias', 'alpha', 'delta']
+needs_cpp = pytest.mark.skipif(not ean_ops.cpp_available(), reason='ean_mm._C not built')
+
+
+def randomized(layer: EAN) -> EAN:
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.copy_(torch.randn_like(p))
+    return layer
+
+
+def params(layer):
+    return [layer.gn.weight, layer.gn.bias, layer.alpha, layer.delta]
+
+
+def results(layer, x, upstream):
+    x = x.detach().clone().requires_grad_()
+    y = layer(x)
+    return [y] + list(torch.autograd.grad(y, [x] + params(layer), upstream))
+
+
+def reference(layer, x, upstream):
+    """The equations (tests/test_ean.py) in float64."""
+    x = x.detach().double().requires_grad_()
+    ps = [p.detach().double().requires_grad_() for p in params(layer)]
+    y = ean_reference(x, *ps, layer.groups, layer.gn.eps, layer.l2_eps, layer.l2_reduction)
+    return [y] + list(torch.autograd.grad(y, [x] + ps, upstream.double()))
+
+
+def device_for(backend: str) -> str:
+    return DEVICE if backend == 'triton' else 'cpu'
+
+
+SHAPES = [((2, 8, 5, 7), 2),    # odd sizes
+          ((1, 16, 1, 1), 4),   # H*W = 1, N = 1
+          ((3, 12, 1, 9), 3),
+          ((2, 8, 6, 6), 1),    # G = 1
+          ((1, 64, 2, 3), 64),  # one channel a group
+          ((1, 4, 50, 47), 2)]  # 2,350 values a plane: more than one Triton block
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('shape,g', SHAPES, ids=[str(s) for s, _ in SHAPES])
+def test_float32_forward_and_gradients_against_the_equations(backend, shape, g):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    layer = randomized(EAN(shape[1], groups=g, implementation=backend)).to(device_for(backend))
+    x = (torch.randn(shape) * 3 + 1).to(device_for(backend))
+    upstream = torch.randn(shape).to(device_for(backend))
+    got, want = results(layer, x, upstream), reference(layer, x, upstream)
+    for name, a, b in zip(NAMES, got, want):
+        assert a.dtype == torch.float32, name
+        b = b.to(a.device)
+        scale = b.abs().max().clamp_min(1e-3)  # relative to the tensor's size
+        rel = ((a.double() - b).abs().max() / scale).item()
+        # zero variance (H*W = 1): rstd = 1/sqrt(eps) magnifies float32 rounding in any path
+        assert rel <= (1e-3 if shape[2] * shape[3] == 1 else 1e-4), (name, rel)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_low_precision_in_and_out(backend, dtype):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(32, groups=8, implementation=backend)).to(dev)
+    x = (torch.randn(2, 32, 7, 5) * 4).to(dev)
+    upstream = torch.randn_like(x)
+    xl = x.to(dtype).requires_grad_()
+    y = layer(xl)
+    assert y.dtype == dtype  # takes and returns the input dtype
+    want = reference(layer, xl.detach().float(), upstream)
+    torch.testing.assert_close(y.double(), want[0].to(dev), rtol=0.02, atol=0.05)
+    grads = torch.autograd.grad(y, [xl] + params(layer), upstream.to(dtype))
+    assert grads[0].dtype == dtype and all(g.dtype == torch.float32 for g in grads[1:])
+    for name, a, b in zip(NAMES[1:], grads, want[1:]):
+        b = b.to(dev)
+        assert ((a.double() - b).abs().max() / b.abs().max()).item() < 0.05, name
+
+
+def test_triton_blocks_of_any_size():
+    # The same plane in blocks of 16 (many per plane) and of the default size.
+    u = (torch.randn(2, 6, 9, 11) * 2).to(DEVICE)
+    ag, sh0 = torch.randn(3, device=DEVICE), torch.randn(3, device=DEVICE)
+    gy = torch.randn_like(u)
+    small, default = triton_forward(u, ag, sh0, 1e-5, block=16), triton_forward(u, ag, sh0, 1e-5)
+    for a, b in zip(small, default):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    for a, b in zip(triton_backward(gy, u, *small[1:], ag, sh0, None, None, block=16),
+                    triton_backward(gy, u, *default[1:], ag, sh0, None, None)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_fresh_layer_halves_exactly(backend):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    x = (torch.randn(2, 16, 9, 7) * 10).to(device_for(backend))
+    assert torch.equal(EAN(16, groups=4, implementation=backend).to(x.device)(x), 0.5 * x)
+
+
+@needs_cpp
+def test_auto_is_the_cpp_kernel_on_cpu_and_warns_once_without_it(monkeypatch):
+    assert ean_ops.resolve_backend('auto', torch.device('cpu')) == 'cpp'
+    monkeypatch.setattr(ean_ops, '_C', None)
+    monkeypatch.setattr(ean_ops, '_warned', False)
+    with pytest.warns(RuntimeWarning, match='ean_mm._C is not built.*pip install'):
+        assert ean_ops.resolve_backend('auto', torch.device('cpu')) == 'torch'
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        layer = EAN(8, groups=2)
+        layer(torch.randn(1, 8, 3, 3))  # runs, on PyTorch ops, without a second warning
+    with pytest.raises(RuntimeError, match='needs CUDA tensors'):
+        monkeypatch.setenv('TRITON_INTERPRET', '0')
+        EAN(8, groups=2, implementation='triton')(torch.randn(1, 8, 3, 3))
+
+
+# ------------------------------------------------------------------ BatchNorm2d + EAN
+def bn_ean(c=16, g=4, impl='auto'):
+    bn = torch.nn.BatchNorm2d(c)
+    ean = randomized(EAN(c, groups=g, implementation=impl))
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.normal_()
+    return bn, ean
+
+
+@pytest.mark.parametrize('train', [True, False])
+def test_batchnorm_ean_step_equals_the_two_layers(train):
+    bn, ean = bn_ean()
+    bn2, ean2 = bn_ean()
+    bn2.load_state_dict(bn.state_dict())
+    ean2.load_state_dict(ean.state_dict())
+    bn.train(train), bn2.train(train)
+    x = torch.randn(2, 16, 7, 9, requires_grad=True)
+    upstream = torch.randn(2, 16, 7, 9)
+    y = ean.forward_after_norm(bn, x)
+    y2 = ean2(bn2(x))
+    assert torch.equal(y, y2)  # same forward values (the norm's own kernel)
+    assert torch.equal(bn.running_mean, bn2.running_mean) and \
+        torch.equal(bn.num_batches_tracked, bn2.num_batches_tracked)
+    got = torch.autograd.grad(y, [x, bn.weight, bn.bias] + params(ean), upstream)
+    want = torch.autograd.grad(y2, [x, bn2.weight, bn2.bias] + params(ean2), upstream)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def saved_bytes(fn) -> int:
+    """Bytes of the distinct tensors autograd keeps for backward while ``fn`` runs."""
+    seen = {}
+
+    def pack(t):
+        seen[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(seen.values())
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
+def test_ean_block_keeps_no_more_than_the_plain_block(dtype):
+    # EAN-ResNet-50 in training keeps what ResNet-50 keeps, plus per-plane statistics only;
+    # under bf16 autocast in bf16 (the EAN step keeps no float32 copy).
+    torch.manual_seed(0)
+    plain = EANResNet(depth=50, out_indices=(0, )).layer1[0]
+    ean_block = EANResNet(depth=50, out_indices=(0, )).layer1[0]
+    plain.ean = torch.nn.Identity()
+    x = torch.randn(2, 64, 28, 28, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+        plain_bytes = saved_bytes(lambda: plain(x))
+        ean_bytes = saved_bytes(lambda: ean_block(x))
+        out = ean_block(x)
+    assert out.dtype == dtype
+    planes = 2 * 256  # N x C of the conv3 output
+    assert ean_bytes - plain_bytes <= 2 * planes * 4 + 4096, (ean_bytes, plain_bytes)
+
+
+# ------------------------------------------------------------------ compile and export
+def test_torch_compile_keeps_the_custom_ops():
+    net = EANResNet(depth=18, ean_groups=32).train()
+    x = torch.randn(2, 3, 32, 32)
+    compiled = torch.compile(net, backend='aot_eager', fullgraph=False)
+    out, want = compiled(x)[-1], net(x)[-1]
+    torch.testing.assert_close(out, want)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+def test_torch_export_has_ean_nodes_and_runs():
+    net = EANResNet(depth=18, ean_groups=32).eval()
+    x = torch.randn(1, 3, 32, 32)
+    program = torch.export.export(net, (x, ))
+    ops = {str(node.target) for node in program.graph.nodes if node.op == 'call_function'}
+    assert 'ean_mm.ean_forward.default' in ops
+    torch.testing.assert_close(program.module()(x)[-1], net(x)[-1])
