@@ -74,7 +74,8 @@ setup(
     # torch / torchvision / mmcv are left to tools/setup_env.sh: a user's own CUDA build of torch
     # must not be replaced, and mmcv needs a build matching that torch.
     install_requires=['mmengine>=0.10.0,<1.0', 'mmdet>=3.3.0,<3.4', 'mmpretrain>=1.2.0,<1.3'],
-    extras_require={'tests': ['pytest']},
+    # cam: tools/analysis/gradcam.py (class activation maps); installed by tools/setup_env.sh
+    extras_require={'tests': ['pytest'], 'cam': ['grad-cam==1.5.7']},
     license='Apache-2.0',
     **extension_args,
 )

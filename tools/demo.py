@@ -10,6 +10,8 @@ Runs the project's own tools as a user would:
    changed; about 6 minutes on 2 CPU cores).
 3. ``tools/test.py`` evaluates the final checkpoint on the val split with mmdet's CocoMetric and
    draws the detections (``--show-dir``).
+4. ``tools/analysis/gradcam.py det`` draws the GradCAM of the top detections on a few val images
+   (``work_dirs/demo/cams/``).
 
 Prints bbox_mAP / AP50 / AP75 and where the images are; exits 1 if bbox_mAP < 0.5.
 """
@@ -26,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONFIG = 'configs/demo/ssdlite320_ean_mobilenext_shapes.py'
 TARGET_MAP = 0.5
 NUM_IMAGES_KEPT = 4
+NUM_CAM_IMAGES = 3
 
 
 def run(step: str, args: list, show_all: bool = False) -> str:
@@ -71,12 +74,20 @@ def main() -> None:
     for image in shown[-NUM_IMAGES_KEPT:]:
         shutil.copy(image, kept / image.name)
 
+    val_images = sorted((ROOT / 'data/demo/coco/val2017').glob('*.jpg'))[:NUM_CAM_IMAGES]
+    run('class activation maps', [
+        'tools/analysis/gradcam.py', 'det', CONFIG, checkpoint, *map(str, val_images),
+        '--out-dir', str(work_dir / 'cams'), '--target-layer', 'backbone.layer8'],
+        show_all=True)
+
     bbox_map = float(metrics['coco/bbox_mAP'])
     print(f'\n[demo] done in {(time.time() - start) / 60:.1f} min')
     print(f'[demo] bbox_mAP {bbox_map:.3f} | AP50 {float(metrics["coco/bbox_mAP_50"]):.3f} | '
           f'AP75 {float(metrics["coco/bbox_mAP_75"]):.3f}  (val split, {CONFIG})')
     print(f'[demo] checkpoint: {checkpoint}')
     print(f'[demo] detections drawn on {len(shown)} val images; {NUM_IMAGES_KEPT} copied to {kept}')
+    print(f'[demo] GradCAMs of the top detections on {len(val_images)} val images: '
+          f'{work_dir / "cams"}')
     if bbox_map < TARGET_MAP:
         raise SystemExit(f'[demo] bbox_mAP {bbox_map:.3f} is below the target {TARGET_MAP}')
 

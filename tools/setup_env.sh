@@ -6,7 +6,7 @@
 #
 #   torch 2.13.0 + torchvision 0.28.0   (kept if the base Python already has a working pair)
 #   mmengine 0.10.7, mmcv 2.1.0 (with compiled ops), mmdet 3.3.0, mmpretrain 1.2.0, pytest
-#   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here)
+#   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here); grad-cam (extra [cam])
 #
 # Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
 # folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
@@ -21,6 +21,8 @@ TORCH_PIN="torch===2.13.0"          # '===': the plain CUDA-enabled build, never
 TORCHVISION_PIN="torchvision==0.28.0"
 MMCV_VERSION="2.1.0"
 PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0" "pytest")
+# The optional extra [cam] (setup.py): tools/analysis/gradcam.py and its tests.
+EXTRAS=("grad-cam==1.5.7")
 
 log() { printf '[setup_env] %s\n' "$*"; }
 current_step="start"
@@ -72,6 +74,9 @@ PYEOF
 
 step "install mmengine, mmdet, mmpretrain, pytest"
 have "${PINS[@]}" || pip_install "${PINS[@]}"
+
+step "install the optional extra [cam]: grad-cam"
+have "${EXTRAS[@]}" || pip_install "${EXTRAS[@]}"
 
 step "install mmcv $MMCV_VERSION with compiled ops"
 if ! (have "mmcv==$MMCV_VERSION" && "$PY" -c "import mmcv.ops" >/dev/null 2>&1); then

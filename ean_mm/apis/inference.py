@@ -1,0 +1,65 @@
+"""A model from a config and checkpoint, and an image file as the batch its test pipeline and
+data preprocessor make of it (what ``tools/test.py`` feeds the model)."""
+import os.path as osp
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..utils import InputError, load_config
+
+
+def init_model(config: str, checkpoint: str, device: str = 'cpu',
+               cfg_options: Optional[dict] = None, strict: bool = False) -> nn.Module:
+    """The model of ``config`` (with ``cfg_options``) holding ``checkpoint``'s weights
+    (weights-only load), in eval mode, with ``cfg``, ``classes`` and ``scope`` attached. With
+    ``strict``, a checkpoint that lacks or adds weights, or has other shapes, is refused."""
+    from mmengine.registry import MODELS, DefaultScope, init_default_scope
+    from mmengine.runner import load_checkpoint
+    if not osp.isfile(checkpoint):
+        raise InputError(f'checkpoint not found: {checkpoint!r}')
+    cfg = load_config(config, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    scope = DefaultScope.get_current_instance().scope_name
+    cfg.model.setdefault('init_cfg', None)
+    if cfg.model.get('backbone', {}).get('init_cfg') is not None:
+        cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
+    model = MODELS.build(cfg.model)
+    try:
+        meta = load_checkpoint(model, checkpoint, map_location='cpu', strict=strict,
+                               logger='silent')
+    except RuntimeError as err:  # strict: missing, unexpected or other-shaped weights
+        raise InputError(f'{checkpoint} does not fit {config}: {str(err).strip()[:1500]}\n'
+                         'Use the checkpoint trained with this config (or the config it was '
+                         'trained with).') from None
+    classes = (meta.get('meta', {}).get('dataset_meta') or {}).get('classes')
+    model.cfg, model.classes, model.scope = cfg, classes, scope
+    return model.to(device).eval()
+
+
+def test_pipeline(cfg) -> list:
+    """The pipeline ``tools/test.py`` runs (``--cfg-options`` change it), else the config's
+    ``test_pipeline``."""
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    pipeline = dataset.get('pipeline') or cfg.get('test_pipeline')
+    if not pipeline:
+        raise InputError('the config has no test pipeline (test_dataloader.dataset.pipeline '
+                         'or test_pipeline)')
+    return [dict(step) for step in pipeline if step.get('type') not in ('LoadAnnotations',
+                                                                        'mmdet.LoadAnnotations')]
+
+
+def prepare_image(model: nn.Module, image: str) -> Tuple[torch.Tensor, list, np.ndarray]:
+    """``(inputs, data_samples, rgb)``: the batch of one image the test pipeline and the data
+    preprocessor make, and the resized image as RGB in [0, 1] (before normalisation)."""
+    from mmengine.dataset import Compose, pseudo_collate
+    from mmengine.registry import init_default_scope
+    if not osp.isfile(image):
+        raise InputError(f'image not found: {image!r}')
+    init_default_scope(model.scope)
+    data = Compose(test_pipeline(model.cfg))(dict(img_path=image, img_id=0))
+    raw = data['inputs'].float()  # (3, H, W), BGR as loaded by cv2
+    batch = model.data_preprocessor(pseudo_collate([data]), False)
+    rgb = raw.flip(0).permute(1, 2, 0).numpy() / 255.0
+    return batch['inputs'], batch['data_samples'], np.clip(rgb, 0, 1)
