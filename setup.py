@@ -74,8 +74,11 @@ setup(
     # torch / torchvision / mmcv are left to tools/setup_env.sh: a user's own CUDA build of torch
     # must not be replaced, and mmcv needs a build matching that torch.
     install_requires=['mmengine>=0.10.0,<1.0', 'mmdet>=3.3.0,<3.4', 'mmpretrain>=1.2.0,<1.3'],
-    # cam: tools/analysis/gradcam.py (class activation maps); installed by tools/setup_env.sh
-    extras_require={'tests': ['pytest'], 'cam': ['grad-cam==1.5.7']},
+    # cam: tools/analysis/gradcam.py (class activation maps); deploy: tools/deployment (ONNX
+    # export needs onnx and onnxscript, torch's exporter; onnxruntime runs the files);
+    # tools/setup_env.sh installs both
+    extras_require={'tests': ['pytest'], 'cam': ['grad-cam==1.5.7'],
+                    'deploy': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0']},
     license='Apache-2.0',
     **extension_args,
 )

@@ -86,3 +86,27 @@ def public_weights(tmp_path_factory) -> Dict[str, Path]:
     assert load_tool('tools/model_converters/mobilenext_official.py').main(
         [str(authors), str(mobilenext)]) == 0
     return dict(torch_home=home, torchvision_r50=r50, mobilenext=mobilenext)
+
+
+@pytest.fixture(scope='session')
+def detection_data(tmp_path_factory) -> Dict[str, Path]:
+    """Generated COCO and VOC data (``coco``, ``voc``: their roots)."""
+    from detection_runs import make_detection_data
+    return make_detection_data(tmp_path_factory.mktemp('det_data'))
+
+
+def _trained(config: str, fmt: str, validate: bool):
+    @pytest.fixture(scope='session')
+    def run(detection_data, public_weights, tmp_path_factory):
+        from detection_runs import train_from_public_weights
+        work = tmp_path_factory.mktemp(Path(config).stem)
+        log = train_from_public_weights(config, detection_data[fmt], work, public_weights,
+                                        validate=validate)
+        return dict(config=config, work=work, checkpoint=work / 'iter_1.pth', log=log)
+    return run
+
+
+#: tools/train.py runs of one iteration from public weights, shared by the tests that need a
+#: trained detector: ``config``, ``work`` (folder), ``checkpoint`` (iter_1.pth) and ``log``.
+ssdlite_voc_run = _trained('configs/ssdlite320_ean_mobilenext_voc.py', 'voc', validate=False)
+faster_rcnn_coco_run = _trained('configs/faster_rcnn_ean_r50_coco.py', 'coco', validate=True)

@@ -18,7 +18,7 @@ def tiny_run(tmp_path_factory):
     try:
         rows = bm.main(['--models', 'ean-r18', '--img-size', '32', '--batch-size', '2',
                         '--rounds', '2', '--warmup', '1', '--mem-steps', '1',
-                        '--out-dir', str(out)])
+                        '--onnxruntime', '--out-dir', str(out)])
     finally:
         torch.set_flush_denormal(False)  # the tool's CPU setting; keep other tests unaffected
     return out, rows
@@ -30,10 +30,12 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     md = (out / 'auto.md').read_text()
     header = '| ' + ' | '.join(bm.TABLE_COLUMNS) + ' |'
     assert header in md
-    table = [line for line in md.splitlines() if line.startswith('| ResNet-18 |')
-             or line.startswith('| EAN-ResNet-18 |')]
-    assert len(table) == 2
-    assert all(line.count('|') == len(bm.TABLE_COLUMNS) + 1 for line in table)
+    main, ort = md.split('## onnxruntime inference')
+    for section, columns in ((main, len(bm.TABLE_COLUMNS)), (ort, 6)):
+        table = [line for line in section.splitlines() if line.startswith('| ResNet-18 |')
+                 or line.startswith('| EAN-ResNet-18 |')]
+        assert len(table) == 2
+        assert all(line.count('|') == columns + 1 for line in table)
     for needle in ('- date: ', '- cpu: ', '- torch threads: ', 'torch ' + torch.__version__,
                    '- command: `python tools/analysis/benchmark.py --models ean-r18',
                    'Table 3', '## Targets', 'EAN-ResNet-18: inference latency'):
@@ -44,7 +46,9 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     ean = {r['name']: r for r in data['rows']}['ean-r18']
     assert ean['twin'] == 'r18' and ean['ean_layers'] == 8
     assert len(ean['infer_s']) == len(ean['train_s']) == 2
-    for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb'):
+    assert len(ean['ort_s']) == 2
+    for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb',
+                'ort_ms', 'ort_ratio'):
         assert ean[key] is not None and ean[key] > 0, key
     # EAN adds 4 vectors of C/64 per block: 2 blocks per stage, C = 64, 128, 256, 512.
     assert ean['params'] == {r['name']: r for r in data['rows']}['r18']['params'] + 2 * 4 * 15

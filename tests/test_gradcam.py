@@ -139,10 +139,11 @@ def test_detection_cams_for_both_detector_families(tmp_path, capsys):
             assert det['cam'].max() > det['cam'].min()
         with pytest.raises(InputError, match='--target-class 99 is out of range'):
             detection_cams(model, inputs, samples, layer, target_class=99)
+    config = 'configs/demo/ssdlite320_ean_mobilenext_shapes.py'  # the tool, on the lighter one
     written = gradcam.main(['det', str(ROOT / config), _random_checkpoint(config, tmp_path),
                             path, '--out-dir', str(tmp_path / 'cams'), '--score-thr', '0.0',
-                            '--top-k', '2', '--target-layer', layer, '--cfg-options',
-                            'model.test_cfg.rcnn.score_thr=0.0',
+                            '--top-k', '2', '--target-layer', 'backbone.layer8',
+                            '--cfg-options', 'model.test_cfg.score_thr=0.0',
                             'test_dataloader.dataset.pipeline.1.scale=(160,160)'])
     assert len(written) == 1 and osp.getsize(written[0]) > 5000
 

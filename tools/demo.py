@@ -1,4 +1,4 @@
-"""The embedded demo: synthetic data -> train an EAN detector -> evaluate -> draw detections.
+"""The embedded demo: synthetic data -> train an EAN detector -> evaluate -> export -> explain.
 
     python tools/demo.py [--work-dir work_dirs/demo]
 
@@ -10,7 +10,10 @@ Runs the project's own tools as a user would:
    changed; about 6 minutes on 2 CPU cores).
 3. ``tools/test.py`` evaluates the final checkpoint on the val split with mmdet's CocoMetric and
    draws the detections (``--show-dir``).
-4. ``tools/analysis/gradcam.py det`` draws the GradCAM of the top detections on a few val images
+4. ``tools/deployment/export_onnx.py`` exports the trained detector (NMS included) to
+   ``work_dirs/demo/detector.onnx``; ``tools/deployment/onnx_infer.py`` runs it in onnxruntime on
+   a few val images (``work_dirs/demo/onnx/``).
+5. ``tools/analysis/gradcam.py det`` draws the GradCAM of the top detections on those images
    (``work_dirs/demo/cams/``).
 
 Prints bbox_mAP / AP50 / AP75 and where the images are; exits 1 if bbox_mAP < 0.5.
@@ -75,6 +78,12 @@ def main() -> None:
         shutil.copy(image, kept / image.name)
 
     val_images = sorted((ROOT / 'data/demo/coco/val2017').glob('*.jpg'))[:NUM_CAM_IMAGES]
+    onnx_file = work_dir / 'detector.onnx'
+    run('export to ONNX', ['tools/deployment/export_onnx.py', CONFIG, checkpoint, '--out',
+                           str(onnx_file)], show_all=True)
+    run('detect with onnxruntime', [
+        'tools/deployment/onnx_infer.py', str(onnx_file), CONFIG, *map(str, val_images),
+        '--out-dir', str(work_dir / 'onnx')], show_all=True)
     run('class activation maps', [
         'tools/analysis/gradcam.py', 'det', CONFIG, checkpoint, *map(str, val_images),
         '--out-dir', str(work_dir / 'cams'), '--target-layer', 'backbone.layer8'],
@@ -86,8 +95,9 @@ def main() -> None:
           f'AP75 {float(metrics["coco/bbox_mAP_75"]):.3f}  (val split, {CONFIG})')
     print(f'[demo] checkpoint: {checkpoint}')
     print(f'[demo] detections drawn on {len(shown)} val images; {NUM_IMAGES_KEPT} copied to {kept}')
-    print(f'[demo] GradCAMs of the top detections on {len(val_images)} val images: '
-          f'{work_dir / "cams"}')
+    print(f'[demo] ONNX file: {onnx_file}; its onnxruntime detections on {len(val_images)} val '
+          f'images: {work_dir / "onnx"}')
+    print(f'[demo] GradCAMs of the top detections on those images: {work_dir / "cams"}')
     if bbox_map < TARGET_MAP:
         raise SystemExit(f'[demo] bbox_mAP {bbox_map:.3f} is below the target {TARGET_MAP}')
 

@@ -6,7 +6,8 @@
 #
 #   torch 2.13.0 + torchvision 0.28.0   (kept if the base Python already has a working pair)
 #   mmengine 0.10.7, mmcv 2.1.0 (with compiled ops), mmdet 3.3.0, mmpretrain 1.2.0, pytest
-#   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here); grad-cam (extra [cam])
+#   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here)
+#   grad-cam (extra [cam]); onnx, onnxscript, onnxruntime (extra [deploy])
 #
 # Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
 # folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
@@ -21,8 +22,9 @@ TORCH_PIN="torch===2.13.0"          # '===': the plain CUDA-enabled build, never
 TORCHVISION_PIN="torchvision==0.28.0"
 MMCV_VERSION="2.1.0"
 PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0" "pytest")
-# The optional extra [cam] (setup.py): tools/analysis/gradcam.py and its tests.
-EXTRAS=("grad-cam==1.5.7")
+# The optional extras (setup.py): [cam] for tools/analysis/gradcam.py, [deploy] for
+# tools/deployment (ONNX export and onnxruntime), and their tests.
+EXTRAS=("grad-cam==1.5.7" "onnx==1.23.2" "onnxscript==0.7.2" "onnxruntime==1.32.0")
 
 log() { printf '[setup_env] %s\n' "$*"; }
 current_step="start"
@@ -75,7 +77,7 @@ PYEOF
 step "install mmengine, mmdet, mmpretrain, pytest"
 have "${PINS[@]}" || pip_install "${PINS[@]}"
 
-step "install the optional extra [cam]: grad-cam"
+step "install the optional extras [cam] and [deploy]: grad-cam, onnx, onnxscript, onnxruntime"
 have "${EXTRAS[@]}" || pip_install "${EXTRAS[@]}"
 
 step "install mmcv $MMCV_VERSION with compiled ops"

@@ -1,3 +1,3 @@
-from .inference import init_model, prepare_image, test_pipeline
+from .inference import dataset_classes, init_model, prepare_image, test_pipeline
 
-__all__ = ['init_model', 'prepare_image', 'test_pipeline']
+__all__ = ['init_model', 'prepare_image', 'test_pipeline', 'dataset_classes']

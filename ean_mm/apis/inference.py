@@ -63,3 +63,19 @@ def prepare_image(model: nn.Module, image: str) -> Tuple[torch.Tensor, list, np.
     batch = model.data_preprocessor(pseudo_collate([data]), False)
     rgb = raw.flip(0).permute(1, 2, 0).numpy() / 255.0
     return batch['inputs'], batch['data_samples'], np.clip(rgb, 0, 1)
+
+
+def dataset_classes(cfg) -> Optional[Tuple[str, ...]]:
+    """The class names of the config's test dataset (its ``metainfo``, else its type's)."""
+    from mmengine.registry import DATASETS
+    dataset = cfg.get('test_dataloader', {}).get('dataset', {})
+    while 'dataset' in dataset:  # wrappers (RepeatDataset, ...)
+        dataset = dataset['dataset']
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None and isinstance(dataset.get('type'), str):
+        name = dataset['type']
+        if '.' not in name:  # in the config's scope (whose registry imports its datasets)
+            name = f"{cfg.get('default_scope', 'mmdet')}.{name}"
+        dataset_type = DATASETS.get(name)
+        classes = getattr(dataset_type, 'METAINFO', {}).get('classes')
+    return tuple(classes) if classes else None

@@ -6,6 +6,7 @@
     python tools/analysis/benchmark.py --models ean-r50 --batch-size 8 --rounds 10
     python tools/analysis/benchmark.py --models configs/ssdlite320_ean_mobilenext_coco.py \\
         --img-size 320
+    python tools/analysis/benchmark.py --models ean-r50 ean-mx --onnxruntime  # deployment cost
 
 Every attention variant runs in the same invocation as its plain twin, interleaved round by
 round; medians and variant / plain ratios go into a markdown table (beside the paper's Table 3
@@ -488,6 +489,7 @@ class Result:
     memory: dict = field(default_factory=dict)
     ean_layers: int = 0
     profile: dict = field(default_factory=dict)
+    ort_s: List[float] = field(default_factory=list)
 
     def median(self, key: str) -> Optional[float]:
         values = getattr(self, key)
@@ -539,7 +541,51 @@ def measure_family(specs: List[ModelSpec], args, device: torch.device,
         for bench in benches:
             if bench.spec.attention in ('plain', 'EAN'):
                 results[bench.spec.name].profile = profile(bench, args)
+    if args.onnxruntime:
+        measure_onnxruntime(benches, args, results)
     del benches
+
+
+def onnx_session(bench: Bench, path: str, threads: Optional[int]):
+    """``bench``'s model exported to ``path`` (classifiers: logits; detectors: the whole
+    detector, NMS included, as tools/deployment/export_onnx.py writes it) in onnxruntime."""
+    from ean_mm.deploy import OnnxDetector, export_onnx
+    model = bench.model.eval()
+    if bench.spec.kind == 'detector':
+        export_onnx(model, path, tuple(bench.inputs.shape[-2:]), bench.inputs.shape[0])
+        return OnnxDetector(path, threads).session
+    import onnxruntime
+    with torch.no_grad():  # the TorchScript-based exporter: the same graph, written faster
+        torch.onnx.export(_Tensor(model, lambda m, t: m(t, mode='tensor')),
+                          (bench.inputs.cpu(), ), path, dynamo=False)
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
+def measure_onnxruntime(benches: List[Bench], args, results: Dict[str, Result]) -> None:
+    """onnxruntime (CPU) inference of every model of a family, interleaved as above."""
+    import tempfile
+    family = benches[0].spec.family
+    runs = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i, bench in enumerate(benches):
+            log(f'[{family}] exporting {bench.spec.label} to ONNX')
+            session = onnx_session(bench, osp.join(folder, f'{i}.onnx'), args.threads)
+            feed = {session.get_inputs()[0].name: bench.inputs.float().cpu().numpy()}
+            runs.append((bench, lambda s=session, f=feed: s.run(None, f)))
+        for bench, run in runs:
+            for _ in range(args.warmup):
+                run()
+        for r in range(args.rounds):
+            parts = []
+            for bench, run in runs:
+                t = bench.timed(run, args.iters)
+                results[bench.spec.name].ort_s.append(t)
+                parts.append(f'{bench.spec.name} {t * 1e3:.0f}')
+            log(f'[{family}] onnxruntime round {r + 1}/{args.rounds}: ' + ', '.join(parts)
+                + ' ms')
 
 
 def measure_memory(specs: List[ModelSpec], args, results: Dict[str, Result]) -> None:
@@ -662,12 +708,12 @@ def summarize(results: Dict[str, Result]) -> List[dict]:
                    graphs_warmup=res.graphs_warmup, graphs_timed=res.graphs_timed,
                    ean_layers=res.ean_layers, peak_mb=res.memory.get('peak_mb'),
                    state_mb=res.memory.get('state_mb'), rounds=len(res.infer_s),
-                   profile=res.profile,
-                   infer_s=res.infer_s, train_s=res.train_s)
+                   profile=res.profile, ort_ms=_ms(res.median('ort_s')),
+                   infer_s=res.infer_s, train_s=res.train_s, ort_s=res.ort_s)
         med = res.median('infer_s')
         row['img_s'] = res.batch_size / med if med else None
         if twin is not None:
-            for key, short in (('infer_s', 'infer'), ('train_s', 'train')):
+            for key, short in (('infer_s', 'infer'), ('train_s', 'train'), ('ort_s', 'ort')):
                 series = _ratio_series(res, twin, key)
                 if series:
                     row[f'{short}_ratio'] = statistics.median(series)
@@ -767,10 +813,26 @@ def markdown(rows: List[dict], args, info: Dict[str, str], command: str) -> str:
                            f"{_f(row['train_ms'], '.0f')} | {row['graphs_warmup']} | "
                            f"{row['graphs_timed']} |")
         out += ['']
+    if any(row.get('ort_ms') for row in rows):
+        out += onnxruntime_lines(rows)
     if any(row.get('profile') for row in rows):
         out += profile_lines(rows, args)
     out += ['## Method', '', METHOD]
     return '\n'.join(out) + '\n'
+
+
+def onnxruntime_lines(rows: List[dict]) -> List[str]:
+    out = ['## onnxruntime inference (the deployment cost)', '',
+           'Each model exported to ONNX (detectors as tools/deployment/export_onnx.py exports '
+           'them: box decoding and NMS included) and run by onnxruntime on the CPU, same batch, '
+           'rounds interleaved as above; PyTorch columns from the table above.', '',
+           '| model | B | onnxruntime ms/batch | onnxruntime ratio | PyTorch ms/batch '
+           '| PyTorch ratio |', '|' + '---|' * 6]
+    for row in rows:
+        out.append(f"| {row['label']} | {row['batch']} | {_f(row.get('ort_ms'), '.1f')} | "
+                   f"{_ratio_cell(row, 'ort_ratio')} | {_f(row['infer_ms'], '.1f')} | "
+                   f"{_ratio_cell(row, 'infer_ratio')} |")
+    return out + ['']
 
 
 def profile_lines(rows: List[dict], args) -> List[str]:
@@ -900,6 +962,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--mem-jobs', type=int, default=2,
                         help='memory probes run side by side (they only read memory)')
     parser.add_argument('--no-flops', action='store_true', help='skip FLOPs counting')
+    parser.add_argument('--onnxruntime', action='store_true',
+                        help='also export every model to ONNX and time it in onnxruntime '
+                        '(CPU; needs the deploy extra)')
     parser.add_argument('--profile', type=int, default=0, metavar='N',
                         help='also torch.profiler N inference batches and N training steps of '
                         'every plain and EAN model; tables under out-dir')
@@ -917,6 +982,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--warmup must be >= 0')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device available')
+    if args.onnxruntime and (args.amp or args.device == 'cuda' or args.settings):
+        parser.error('--onnxruntime times the CPU in float32: use it without --amp, '
+                     '--device cuda and --settings')
     try:
         args.settings = parse_settings(args.settings, args)
     except ValueError as err:

@@ -109,9 +109,7 @@ class EAN(nn.Module):
         for float64 inputs); autograd carries their gradients to the parameters."""
         acc = torch.float64 if dtype == torch.float64 else torch.float32
         gamma, beta = self.gn.weight.to(acc), self.gn.bias.to(acc)
-        squares = gamma * gamma
-        total = squares.sum() if self.l2_reduction == 'sum' else squares.mean()
-        a = self.alpha.to(acc) * gamma * torch.rsqrt(total + self.l2_eps)  # alpha * omega
+        a = self.alpha.to(acc) * self.l2_weights().to(acc)  # alpha * omega
         return a * gamma, self.delta.to(acc) + a * beta
 
     def _check(self, x: torch.Tensor) -> None:
@@ -121,6 +119,9 @@ class EAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
+        # ONNX has no EAN kernel: both exporters get Eqns 5-9 as plain operators
+        if torch.onnx.is_in_onnx_export():
+            return x * self.attention(x).to(x.dtype)
         if self.implementation in BACKENDS:
             ag, sh0 = self.kernel_vectors(x.dtype)
             return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
@@ -135,7 +136,8 @@ class EAN(nn.Module):
         autograd step that keeps only ``x`` (which the norm keeps anyway) and recomputes the
         norm's output in backward. Same forward values as ``self(norm(x))``."""
         if not (self.implementation in BACKENDS and type(norm) is nn.BatchNorm2d and
-                norm.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()):
+                norm.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+                and not torch.onnx.is_in_onnx_export()):
             return self(norm(x))
         self._check(x)
         # nn.BatchNorm2d.forward's bookkeeping, then its kernel (torch.native_batch_norm)
