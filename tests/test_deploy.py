@@ -58,6 +58,18 @@ def test_ean_backbones_export_to_plain_onnx_ops(backbone, tmp_path):
         torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 
+def test_export_form_is_the_equations():
+    from ean_mm.models.layers.ean import EAN
+    layer = EAN(64, groups=8).double()
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.normal_()  # away from the fresh layer's 0.5 x
+    x = torch.randn(2, 64, 9, 7, dtype=torch.float64)
+    want = x * layer.attention(x)  # Eqns 5-9 step by step
+    torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(want, 0.5 * x)
+
+
 def test_library_imports_without_onnx_packages(monkeypatch):
     import ast
     for path in (ROOT / 'ean_mm').rglob('*.py'):  # no module-level import of the extra
@@ -177,7 +189,8 @@ def test_onnx_infer_prints_and_draws(ssdlite_onnx, tmp_path, capsys):
     printed = capsys.readouterr().out
     from mmcv import imread
     for image, result in results.items():
-        assert f'{image}: {len(result["scores"])} detections' in printed
+        assert f'{image}: {len(result["scores"])} detections, {len(result["scores"])} scoring' \
+            in printed
         assert len(result['scores']) > 0
         drawn, original = imread(result['out_file']), imread(image)
         assert drawn.shape == original.shape and (drawn != original).any()

@@ -15,7 +15,7 @@ from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
 from PIL import Image
 
-from ean_mm.analysis import classifier_cams, detection_cams, find_layer, peak
+from ean_mm.analysis import classifier_cams, detection_cams, detector_stage, find_layer, peak
 from ean_mm.utils import InputError
 
 pytest.importorskip('pytorch_grad_cam')
@@ -131,6 +131,9 @@ def test_detection_cams_for_both_detector_families(tmp_path, capsys):
              dict(small, **{'model.test_cfg.rcnn.score_thr': 0.0}))):
         model = init_model(str(ROOT / config), _random_checkpoint(config, tmp_path),
                                    'cpu', options)
+        # the default layer: upstream of every detection (SSD's stride-16 tap; FPN: last stage)
+        assert detector_stage(model) == ('backbone.layer5' if 'ssdlite' in config
+                                         else 'backbone.layer4')
         inputs, samples, _ = prepare_image(model, path)
         found = detection_cams(model, inputs, samples, layer, top_k=2, score_thr=0.0)
         assert len(found) == 2 and base_dense_head.select_single_mlvl is helper

@@ -86,7 +86,7 @@ def main() -> None:
         '--out-dir', str(work_dir / 'onnx')], show_all=True)
     run('class activation maps', [
         'tools/analysis/gradcam.py', 'det', CONFIG, checkpoint, *map(str, val_images),
-        '--out-dir', str(work_dir / 'cams'), '--target-layer', 'backbone.layer8'],
+        '--out-dir', str(work_dir / 'cams')],
         show_all=True)
 
     bbox_map = float(metrics['coco/bbox_mAP'])

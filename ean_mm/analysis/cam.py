@@ -61,6 +61,21 @@ def last_stage(model: nn.Module) -> str:
                      '(--target-layer)')
 
 
+def detector_stage(model: nn.Module) -> str:
+    """The deepest backbone stage that every detection depends on: the last one when the neck
+    passes it to every level (FPN's top-down path), else the first stage the neck taps (SSD's
+    neck: its stride-16 level never sees the last stage)."""
+    from mmdet.models.necks import SSDNeck
+    backbone = model.backbone
+    names = getattr(backbone, 'res_layers', None) or getattr(backbone, 'layers', None)
+    indices = getattr(backbone, 'out_indices', None)
+    if isinstance(getattr(model, 'neck', None), SSDNeck) and names and indices:
+        first = min(indices)
+        if 0 <= first < len(names):
+            return f'backbone.{names[first]}'
+    return last_stage(model)
+
+
 class _Logits(nn.Module):
     """An mmpretrain classifier as ``inputs -> logits``."""
 

@@ -11,7 +11,8 @@ r"""Class activation maps of classifiers (EAN paper Fig. 5) and of detections.
         [--target-class N]
 
 The images go through each config's test pipeline and data preprocessor; the CAM is taken at
-``--target-layer`` (default: the backbone's last stage) for the predicted class (or
+``--target-layer`` (default: the backbone's last stage; for SSD detectors the first stage their
+neck taps, the deepest one every detection depends on) for the predicted class (or
 ``--target-class``), or for each detection's score after the detector's post-processing.
 ``--method``: any CAM class of the grad-cam package (GradCAM, GradCAMPlusPlus, XGradCAM,
 EigenCAM, LayerCAM, HiResCAM, ...).
@@ -26,7 +27,8 @@ import torch
 from mmengine.config import DictAction
 
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
-from ean_mm.analysis import classifier_cams, detection_cams, find_layer, last_stage
+from ean_mm.analysis import (classifier_cams, detection_cams, detector_stage, find_layer,
+                             last_stage)
 from ean_mm.apis import init_model, prepare_image
 from ean_mm.utils import InputError, exit_on_input_error
 
@@ -39,7 +41,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         sub.add_argument('--method', default='GradCAM', help='grad-cam CAM class')
         sub.add_argument('--target-layer', default=None,
                          help="module name, e.g. backbone.layer4 or neck.fpn_convs.0 "
-                         "(default: the backbone's last stage)")
+                         "(default: the backbone's last stage; for SSD detectors the first "
+                         "stage the neck taps, which every detection depends on)")
         sub.add_argument('--target-class', type=int, default=None,
                          help='class index (default: the predicted class / every class)')
         sub.add_argument('--device', default='cpu')
@@ -135,7 +138,7 @@ def run_det(args) -> List[str]:
     from matplotlib.patches import Rectangle
     _check_files(args.images, 'image')
     model = init_model(args.config, args.checkpoint, args.device, args.cfg_options)
-    layer = args.target_layer or last_stage(model)
+    layer = args.target_layer or detector_stage(model)
     find_layer(model, layer)
     os.makedirs(args.out_dir, exist_ok=True)
     written = []

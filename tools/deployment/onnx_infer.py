@@ -4,8 +4,9 @@
         [--score-thr 0.3] [--cfg-options k=v ...]
 
 Each image goes through the config's test pipeline and data preprocessor (resize, normalise,
-pad to the file's input size); the detections, scaled back to the image, are printed and, with
-``--out-dir``, drawn on it as ``tools/test.py --show-dir`` draws them (scores >= --score-thr).
+pad to the file's input size); the detections scoring at least ``--score-thr``, scaled back to
+the image, are printed and, with ``--out-dir``, drawn on it as ``tools/test.py --show-dir``
+draws them.
 """
 import argparse
 import os
@@ -27,7 +28,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('images', nargs='+', help='image files')
     parser.add_argument('--out-dir', help='write each image with its detections drawn here')
     parser.add_argument('--score-thr', type=float, default=0.3,
-                        help='draw detections scoring at least this (all are printed)')
+                        help='print and draw the detections scoring at least this')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (as tools/test.py)')
     return parser.parse_args(argv)
@@ -68,8 +69,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
         h, w = meta['ori_shape']
         boxes[:, 0::2].clamp_(0, w)
         boxes[:, 1::2].clamp_(0, h)
-        print(f'{image}: {len(scores)} detections')
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist()):
+        shown = scores >= args.score_thr
+        print(f'{image}: {len(scores)} detections, {int(shown.sum())} scoring >= '
+              f'{args.score_thr}:')
+        for box, score, label in zip(boxes[shown].tolist(), scores[shown].tolist(),
+                                     labels[shown].tolist()):
             name = classes[label] if label < len(classes) else str(label)
             print(f'  {name:<16} {score:.3f}  [{box[0]:.1f}, {box[1]:.1f}, {box[2]:.1f}, '
                   f'{box[3]:.1f}]')

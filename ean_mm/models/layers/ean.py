@@ -2,6 +2,7 @@
 from typing import Literal, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 import torch.nn as nn
 
 from ...registry import MODELS
@@ -119,9 +120,8 @@ class EAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        # ONNX has no EAN kernel: both exporters get Eqns 5-9 as plain operators
-        if torch.onnx.is_in_onnx_export():
-            return x * self.attention(x).to(x.dtype)
+        if torch.onnx.is_in_onnx_export():  # ONNX has no EAN kernel
+            return self.forward_for_export(x)
         if self.implementation in BACKENDS:
             ag, sh0 = self.kernel_vectors(x.dtype)
             return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
@@ -130,6 +130,16 @@ class EAN(nn.Module):
                              self.groups, self.gn.eps, self.l2_eps, self.l2_reduction,
                              self.use_compile)
         return x * self.attention(x).to(x.dtype)  # Eqn 9
+
+    def forward_for_export(self, x: torch.Tensor) -> torch.Tensor:
+        """Eqns 5-9 as three ONNX operators: InstanceNormalization of the grouped planes (Eqn 5,
+        per plane) with Eqns 6-8's affine steps folded into its scale ``a * gamma`` and bias
+        ``delta + a * beta`` (``a = alpha * omega``), Sigmoid, Mul."""
+        n, c, h, w = x.shape
+        ag, sh0 = self.kernel_vectors(x.dtype)
+        grouped = x.reshape(n * self.groups, c // self.groups, h, w).to(ag.dtype)
+        logits = F.instance_norm(grouped, weight=ag, bias=sh0, eps=self.gn.eps)
+        return x * torch.sigmoid(logits).reshape(n, c, h, w).to(x.dtype)
 
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``self(norm(x))``; for a ``BatchNorm2d`` in training with the kernels, as one
