@@ -64,10 +64,11 @@ def test_export_form_is_the_equations():
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_()  # away from the fresh layer's 0.5 x
-    x = torch.randn(2, 64, 9, 7, dtype=torch.float64)
-    want = x * layer.attention(x)  # Eqns 5-9 step by step
-    torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12, atol=1e-12)
-    assert not torch.allclose(want, 0.5 * x)
+    for shape in ((2, 64, 9, 7), (2, 64, 1, 1)):  # 1x1 planes: Eqn 5 gives 0
+        x = torch.randn(*shape, dtype=torch.float64)
+        want = x * layer.attention(x)  # Eqns 5-9 step by step
+        torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(want, 0.5 * x)
 
 
 def test_library_imports_without_onnx_packages(monkeypatch):

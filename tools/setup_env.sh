@@ -69,9 +69,11 @@ fi
 step "install build tools for mmcv (setuptools<81, wheel)"
 "$PY" - <<'PYEOF' || pip_install "setuptools<81" wheel
 import sys
-from importlib.metadata import version
-major = int(version('setuptools').split('.')[0]); version('wheel')
-sys.exit(0 if major < 81 else 1)
+from importlib.metadata import PackageNotFoundError, version
+try:  # exit 1 (install them) without a stack dump when either is missing or too new
+    sys.exit(0 if int(version('setuptools').split('.')[0]) < 81 and version('wheel') else 1)
+except PackageNotFoundError:
+    sys.exit(1)
 PYEOF
 
 step "install mmengine, mmdet, mmpretrain, pytest"

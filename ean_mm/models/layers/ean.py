@@ -2,7 +2,6 @@
 from typing import Literal, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 import torch.nn as nn
 
 from ...registry import MODELS
@@ -138,7 +137,9 @@ class EAN(nn.Module):
         n, c, h, w = x.shape
         ag, sh0 = self.kernel_vectors(x.dtype)
         grouped = x.reshape(n * self.groups, c // self.groups, h, w).to(ag.dtype)
-        logits = F.instance_norm(grouped, weight=ag, bias=sh0, eps=self.gn.eps)
+        # the op itself: F.instance_norm refuses 1x1 planes, which Eqn 5 maps to 0
+        logits = torch.instance_norm(grouped, ag, sh0, None, None, True, 0.0, self.gn.eps,
+                                     False)
         return x * torch.sigmoid(logits).reshape(n, c, h, w).to(x.dtype)
 
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
