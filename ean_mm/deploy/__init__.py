@@ -4,10 +4,10 @@ from .end2end import (End2EndFasterRCNN, End2EndSSD, detections_to_list, end2end
                       top_detections)
 from .export import INPUT_NAMES, OUTPUT_NAMES, check_input_shape, export_onnx, input_shape_of
 from .nms_mask import nms_mask, onnx_translation_table
-from .onnx_runtime import OnnxDetector
+from .onnx_runtime import OnnxDetector, onnx_session
 
 __all__ = [
     'End2EndFasterRCNN', 'End2EndSSD', 'end2end_detector', 'top_detections',
     'detections_to_list', 'export_onnx', 'input_shape_of', 'check_input_shape', 'INPUT_NAMES',
-    'OUTPUT_NAMES', 'nms_mask', 'onnx_translation_table', 'OnnxDetector'
+    'OUTPUT_NAMES', 'nms_mask', 'onnx_translation_table', 'OnnxDetector', 'onnx_session'
 ]

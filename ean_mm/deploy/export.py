@@ -18,6 +18,10 @@ INPUT_NAMES = ['input']
 OUTPUT_NAMES = ['dets', 'labels']
 
 
+def _pad_divisor(cfg) -> int:
+    return int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1)
+
+
 def input_shape_of(cfg) -> Tuple[int, int]:
     """``(H, W)`` of the batches the config's test pipeline and data preprocessor make of a
     landscape image: a fixed ``Resize`` scale, or a kept-ratio one's short and long side, rounded
@@ -29,13 +33,13 @@ def input_shape_of(cfg) -> Tuple[int, int]:
     w, h = resize[0]['scale']
     if resize[0].get('keep_ratio', False):
         h, w = min(w, h), max(w, h)
-    divisor = int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1)
+    divisor = _pad_divisor(cfg)
     return math.ceil(h / divisor) * divisor, math.ceil(w / divisor) * divisor
 
 
 def check_input_shape(cfg, shape: Tuple[int, int]) -> None:
     """Refuse a shape the config's data preprocessor cannot make."""
-    divisor = int(cfg.model.get('data_preprocessor', {}).get('pad_size_divisor', 1) or 1)
+    divisor = _pad_divisor(cfg)
     if any(s <= 0 or s % divisor for s in shape):
         raise InputError(f'--shape {shape[0]} {shape[1]}: the data preprocessor pads batches to '
                          f'multiples of {divisor}; give a shape of such multiples, e.g. '

@@ -1,8 +1,7 @@
 """An exported detector in onnxruntime: batches of the data preprocessor's output, padded to the
 file's input size as the preprocessor pads (zeros after normalisation, bottom and right)."""
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -10,23 +9,27 @@ from ..utils import InputError
 from .export import INPUT_NAMES, OUTPUT_NAMES
 
 
+def onnx_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session of ``path`` (``threads``: intra-op threads, default its own)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError('onnxruntime is not installed: pip install -e ".[deploy]"') from None
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    except Exception as err:  # onnxruntime raises its own types for unreadable files
+        raise InputError(f'onnxruntime cannot load {path}: {err}') from None
+
+
 class OnnxDetector:
     """``OnnxDetector(path)(inputs) -> (dets, labels)`` as tensors, for ``inputs (N, 3, h, w)``
     with ``h, w`` at most the file's input size."""
 
     def __init__(self, path: str, threads: Optional[int] = None) -> None:
-        try:
-            import onnxruntime
-        except ImportError:
-            raise InputError('onnxruntime is not installed: pip install -e ".[deploy]"') from None
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = onnxruntime.InferenceSession(
-                path, options, providers=['CPUExecutionProvider'])
-        except Exception as err:  # onnxruntime raises its own types for unreadable files
-            raise InputError(f'onnxruntime cannot load {path}: {err}') from None
+        self.session = onnx_session(path, threads)
         inputs = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
@@ -52,7 +55,3 @@ class OnnxDetector:
         x = self.pad(inputs).float().contiguous().numpy()
         dets, labels = self.session.run(OUTPUT_NAMES, {INPUT_NAMES[0]: x})
         return torch.from_numpy(dets), torch.from_numpy(labels)
-
-    def run_numpy(self, x: np.ndarray) -> List[np.ndarray]:
-        """The session on an input already of the file's shape (what a benchmark times)."""
-        return self.session.run(OUTPUT_NAMES, {INPUT_NAMES[0]: x})

@@ -546,22 +546,18 @@ def measure_family(specs: List[ModelSpec], args, device: torch.device,
     del benches
 
 
-def onnx_session(bench: Bench, path: str, threads: Optional[int]):
+def exported_session(bench: Bench, path: str, threads: Optional[int]):
     """``bench``'s model exported to ``path`` (classifiers: logits; detectors: the whole
     detector, NMS included, as tools/deployment/export_onnx.py writes it) in onnxruntime."""
-    from ean_mm.deploy import OnnxDetector, export_onnx
+    from ean_mm.deploy import export_onnx, onnx_session
     model = bench.model.eval()
     if bench.spec.kind == 'detector':
         export_onnx(model, path, tuple(bench.inputs.shape[-2:]), bench.inputs.shape[0])
-        return OnnxDetector(path, threads).session
-    import onnxruntime
-    with torch.no_grad():  # the TorchScript-based exporter: the same graph, written faster
-        torch.onnx.export(_Tensor(model, lambda m, t: m(t, mode='tensor')),
-                          (bench.inputs.cpu(), ), path, dynamo=False)
-    options = onnxruntime.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    else:
+        with torch.no_grad():  # the TorchScript-based exporter: the same graph, written faster
+            torch.onnx.export(_Tensor(model, lambda m, t: m(t, mode='tensor')),
+                              (bench.inputs.cpu(), ), path, dynamo=False)
+    return onnx_session(path, threads)
 
 
 def measure_onnxruntime(benches: List[Bench], args, results: Dict[str, Result]) -> None:
@@ -572,7 +568,7 @@ def measure_onnxruntime(benches: List[Bench], args, results: Dict[str, Result]) 
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(benches):
             log(f'[{family}] exporting {bench.spec.label} to ONNX')
-            session = onnx_session(bench, osp.join(folder, f'{i}.onnx'), args.threads)
+            session = exported_session(bench, osp.join(folder, f'{i}.onnx'), args.threads)
             feed = {session.get_inputs()[0].name: bench.inputs.float().cpu().numpy()}
             runs.append((bench, lambda s=session, f=feed: s.run(None, f)))
         for bench, run in runs:
