@@ -58,16 +58,22 @@ def test_ean_backbones_export_to_plain_onnx_ops(backbone, tmp_path):
         torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 
-def test_export_form_is_the_equations():
+@pytest.mark.parametrize('omega', ['l2', 'l2_mean', 'l1_mean'])
+def test_export_form_is_the_equations(omega):
+    from test_ean import ean_reference
+
     from ean_mm.models.layers.ean import EAN
-    layer = EAN(64, groups=8).double()
+    layer = EAN(64, groups=8, omega=omega).double()
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_()  # away from the fresh layer's 0.5 x
+    params = [layer.gn.weight, layer.gn.bias, layer.alpha, layer.delta]
     for shape in ((2, 64, 9, 7), (2, 64, 1, 1)):  # 1x1 planes: Eqn 5 gives 0
         x = torch.randn(*shape, dtype=torch.float64)
-        want = x * layer.attention(x)  # Eqns 5-9 step by step
-        torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12, atol=1e-12)
+        with torch.no_grad():
+            want = ean_reference(x, *params, groups=8, omega=omega)  # Eqns 5-9 step by step
+            torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12,
+                                       atol=1e-12)
         assert not torch.allclose(want, 0.5 * x)
 
 

@@ -1,6 +1,7 @@
 """EAN's kernels (ean_mm.models.layers.ean_ops): the C++ CPU kernel, the Triton kernels (in
 Triton's interpreter on CPU tensors without a GPU), the PyTorch-ops backend, the BatchNorm+EAN
-step that keeps only the norm's input, mixed precision, torch.compile and torch.export."""
+step that keeps only the norm's input, mixed precision, channels-last inputs, what a layer keeps
+for backward, torch.compile and torch.export."""
 import warnings
 
 import pytest
@@ -38,12 +39,18 @@ def reference(layer, x, upstream):
     """The equations (tests/test_ean.py) in float64."""
     x = x.detach().double().requires_grad_()
     ps = [p.detach().double().requires_grad_() for p in params(layer)]
-    y = ean_reference(x, *ps, layer.groups, layer.gn.eps, layer.l2_eps, layer.l2_reduction)
+    y = ean_reference(x, *ps, layer.groups, layer.gn.eps, layer.l2_eps, layer.omega)
     return [y] + list(torch.autograd.grad(y, [x] + ps, upstream.double()))
 
 
 def device_for(backend: str) -> str:
     return DEVICE if backend == 'triton' else 'cpu'
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest difference relative to ``b``'s largest magnitude (at least 1e-3)."""
+    b = b.to(a.device)
+    return ((a.double() - b).abs().max() / b.abs().max().clamp_min(1e-3)).item()
 
 
 SHAPES = [((2, 8, 5, 7), 2),    # odd sizes
@@ -65,11 +72,22 @@ def test_float32_forward_and_gradients_against_the_equations(backend, shape, g):
     got, want = results(layer, x, upstream), reference(layer, x, upstream)
     for name, a, b in zip(NAMES, got, want):
         assert a.dtype == torch.float32, name
-        b = b.to(a.device)
-        scale = b.abs().max().clamp_min(1e-3)  # relative to the tensor's size
-        rel = ((a.double() - b).abs().max() / scale).item()
+        rel = relative_error(a, b)
         # zero variance (H*W = 1): rstd = 1/sqrt(eps) magnifies float32 rounding in any path
         assert rel <= (1e-3 if shape[2] * shape[3] == 1 else 1e-4), (name, rel)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('omega', ['l2_mean', 'l1_mean'])
+def test_every_omega_form_against_the_equations(backend, omega):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(12, groups=3, omega=omega, implementation=backend)).to(dev)
+    x = (torch.randn(2, 12, 5, 7) * 3 + 1).to(dev)
+    upstream = torch.randn_like(x)
+    for name, a, b in zip(NAMES, results(layer, x, upstream), reference(layer, x, upstream)):
+        assert relative_error(a, b) <= 1e-4, name
 
 
 @pytest.mark.parametrize('backend', BACKENDS)
@@ -112,6 +130,51 @@ def test_fresh_layer_halves_exactly(backend):
         pytest.skip('ean_mm._C not built')
     x = (torch.randn(2, 16, 9, 7) * 10).to(device_for(backend))
     assert torch.equal(EAN(16, groups=4, implementation=backend).to(x.device)(x), 0.5 * x)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_channels_last_input(backend):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(16, groups=4, implementation=backend)).to(dev)
+    x = torch.randn(2, 16, 5, 6).to(dev).to(memory_format=torch.channels_last)
+    upstream = torch.randn(2, 16, 5, 6).to(dev)
+    for name, a, b in zip(NAMES, results(layer, x, upstream), reference(layer, x, upstream)):
+        assert relative_error(a, b) <= 1e-4, name
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_parameter_gradients_without_input_gradient(backend):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(12, groups=3, implementation=backend)).to(dev)
+    x = torch.randn(2, 12, 4, 4).to(dev)  # no requires_grad: a first layer's input
+    upstream = torch.randn_like(x)
+    got = torch.autograd.grad(layer(x), params(layer), upstream)
+    for name, a, b in zip(NAMES[2:], got, reference(layer, x, upstream)[2:]):
+        assert relative_error(a, b) <= 1e-4, name
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_layer_keeps_only_its_input_at_full_size(backend):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(16, groups=4, implementation=backend)).to(dev)
+    x = torch.randn(2, 16, 8, 8, device=dev, requires_grad=True)
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(x)
+    assert sum(n == x.numel() for n in saved) == 1  # x itself; no activation-sized copy
+    # the rest: mu, rstd per plane, and the C/G-vectors of kernel_vectors' small ops
+    assert sum(saved) - x.numel() <= 2 * 2 * 16 + 16 * 4
 
 
 @needs_cpp

@@ -15,7 +15,7 @@ class EANMobileNeXt(MobileNeXt):
     Args:
         ean_groups: EAN group count ``G`` (paper: 8 for lightweight models). Must divide the
             channels of every block; the error names the block that it does not.
-        ean_cfg: Further EAN arguments, e.g. ``dict(l2_reduction='mean')``.
+        ean_cfg: Further EAN arguments, e.g. ``dict(omega='l2_mean')``.
         **kwargs: Everything :class:`MobileNeXt` accepts except ``attention_cfg``.
     """
 

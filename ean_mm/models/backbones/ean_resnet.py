@@ -13,7 +13,7 @@ class EANResNet(AttentionResNet):
 
     Args:
         ean_groups: ``G`` (paper: 64 for larger models); must divide every stage's channels.
-        ean_cfg: Further :class:`~ean_mm.models.EAN` arguments, e.g. ``l2_reduction='mean'``.
+        ean_cfg: Further :class:`~ean_mm.models.EAN` arguments, e.g. ``omega='l2_mean'``.
         **kwargs: :class:`AttentionResNet`'s (mmdet ``ResNet``'s) arguments.
     """
 

@@ -6,6 +6,8 @@ import torch.nn as nn
 
 from ...registry import MODELS
 from .ean_fused import ean_fused
+from .ean_omega import omega_weights as _omega_weights
+from .ean_omega import resolve_omega
 from .ean_ops import BACKENDS, ean_backward, ean_forward
 
 #: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
@@ -22,14 +24,16 @@ class EAN(nn.Module):
 
     * Eqn 5: ``GN(X_k) = gamma * (X_k - mu) / sqrt(sigma^2 + eps) + beta``, a GroupNorm with
       ``C/G`` groups of one channel (statistics over ``H x W``), ``gamma, beta in R^{C/G}``;
-    * Eqn 6: ``omega = gamma / sqrt(sum_i gamma_i^2 + eps_l2)``;
+    * Eqn 6: ``omega = gamma / sqrt(sum_i gamma_i^2 + eps_l2)`` (``omega='l2'``);
     * Eqn 7: ``X~_k = omega * GN(X_k)``;
     * Eqn 8: ``A_k = sigmoid(alpha * X~_k + delta)``, ``alpha, delta in R^{C/G}`` starting at 0
       (a fresh layer returns ``0.5 * X``);
     * Eqn 9: ``Y_k = A_k * X_k``, concatenated back in order.
 
-    Eqn 6 sums the squares as printed (``l2_reduction='sum'``); ``'mean'`` divides by the root
-    of their mean instead, as a public implementation does. ``implementation='auto'`` (default)
+    Eqn 6 sums the squares as printed (``omega='l2'``, the default); the EAN authors' released
+    module has two other forms, ``'l2_mean'`` (root of the mean of the squares) and
+    ``'l1_mean'`` (mean of the absolute values), see :mod:`.ean_omega`; every implementation
+    takes all three, with the same keys. ``implementation='auto'`` (default)
     runs the kernels of :mod:`.ean_ops` (Triton on CUDA, C++ on CPU: one memory pass per plane,
     input dtype kept, float32 statistics); after a ``BatchNorm2d`` in a block of ours it also
     recomputes the norm's output in backward instead of keeping it
@@ -41,8 +45,10 @@ class EAN(nn.Module):
         in_channels: ``C``.
         groups: ``G``; must divide ``in_channels`` (paper: 64 for ResNet, 8 for MobileNeXt).
         eps: GroupNorm ``epsilon`` (Eqn 5).
-        l2_eps: ``varepsilon`` of Eqn 6.
-        l2_reduction: ``'sum'`` (Eqn 6) or ``'mean'``.
+        l2_eps: ``varepsilon`` of Eqn 6 (of every ``omega`` form).
+        omega: ``'l2'`` (Eqn 6), ``'l2_mean'`` or ``'l1_mean'``; ``None``: from
+            ``l2_reduction``, else ``'l2'``.
+        l2_reduction: Alias of ``omega``: ``'sum'`` is ``'l2'``, ``'mean'`` is ``'l2_mean'``.
         implementation: ``'auto'`` (default), ``'cpp'``, ``'triton'``, ``'torch'``,
             ``'fused'`` or ``'reference'``.
         compile: Run the ``'fused'`` path through ``torch.compile`` (eager fallback with a
@@ -56,7 +62,8 @@ class EAN(nn.Module):
                  groups: int = 64,
                  eps: float = 1e-5,
                  l2_eps: float = 1e-5,
-                 l2_reduction: Literal['sum', 'mean'] = 'sum',
+                 omega: Optional[Literal['l2', 'l2_mean', 'l1_mean']] = None,
+                 l2_reduction: Optional[Literal['sum', 'mean']] = None,
                  implementation: Literal['auto', 'cpp', 'triton', 'torch', 'fused',
                                          'reference'] = 'auto',
                  compile: Optional[bool] = None) -> None:
@@ -66,16 +73,14 @@ class EAN(nn.Module):
                 f'EAN: groups={groups} must be a positive integer that divides '
                 f'in_channels={in_channels}; choose a divisor of {in_channels} '
                 f'(e.g. {_nearest_divisor(in_channels, groups)}).')
-        if l2_reduction not in ('sum', 'mean'):
-            raise ValueError(f"EAN: l2_reduction must be 'sum' (paper Eqn 6) or 'mean', "
-                             f'got {l2_reduction!r}.')
+        omega = resolve_omega(omega, l2_reduction)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f'EAN: implementation must be one of {IMPLEMENTATIONS}, '
                              f'got {implementation!r}.')
         self.in_channels = in_channels
         self.groups = groups
         self.l2_eps = l2_eps
-        self.l2_reduction = l2_reduction
+        self.omega = omega
         self.implementation = implementation
         self.use_compile = compile  # not ``self.compile``: that is nn.Module.compile()
         group_channels = in_channels // groups
@@ -84,12 +89,10 @@ class EAN(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(group_channels))
         self.delta = nn.Parameter(torch.zeros(group_channels))
 
-    def l2_weights(self) -> torch.Tensor:
-        """``omega`` of Eqn 6, one value per channel of a group."""
-        gamma = self.gn.weight
-        squares = gamma.pow(2)
-        total = squares.sum() if self.l2_reduction == 'sum' else squares.mean()
-        return gamma / torch.sqrt(total + self.l2_eps)
+    def omega_weights(self) -> torch.Tensor:
+        """``omega`` of Eqn 6 (or the ``omega`` form chosen), one value per channel of a
+        group."""
+        return _omega_weights(self.gn.weight, self.omega, self.l2_eps)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """The attention mask ``A`` (Eqns 5-8) for ``x`` of shape ``(N, C, H, W)``."""
@@ -97,7 +100,7 @@ class EAN(nn.Module):
         group_channels = c // self.groups
         grouped = x.reshape(n * self.groups, group_channels, h, w)  # Grouping
         normed = self.gn(grouped)  # Eqn 5
-        omega = self.l2_weights().view(1, group_channels, 1, 1)  # Eqn 6
+        omega = self.omega_weights().view(1, group_channels, 1, 1)  # Eqn 6
         x_tilde = omega * normed  # Eqn 7
         mask = torch.sigmoid(self.alpha.view(1, -1, 1, 1) * x_tilde
                              + self.delta.view(1, -1, 1, 1))  # Eqn 8
@@ -109,7 +112,7 @@ class EAN(nn.Module):
         for float64 inputs); autograd carries their gradients to the parameters."""
         acc = torch.float64 if dtype == torch.float64 else torch.float32
         gamma, beta = self.gn.weight.to(acc), self.gn.bias.to(acc)
-        a = self.alpha.to(acc) * self.l2_weights().to(acc)  # alpha * omega
+        a = self.alpha.to(acc) * self.omega_weights().to(acc)  # alpha * omega
         return a * gamma, self.delta.to(acc) + a * beta
 
     def _check(self, x: torch.Tensor) -> None:
@@ -126,7 +129,7 @@ class EAN(nn.Module):
             return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
         if self.implementation == 'fused':
             return ean_fused(x, self.gn.weight, self.gn.bias, self.alpha, self.delta,
-                             self.groups, self.gn.eps, self.l2_eps, self.l2_reduction,
+                             self.groups, self.gn.eps, self.l2_eps, self.omega,
                              self.use_compile)
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
@@ -167,7 +170,7 @@ class EAN(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, groups={self.groups}, '
-                f'l2_reduction={self.l2_reduction!r}, implementation={self.implementation!r}')
+                f'omega={self.omega!r}, implementation={self.implementation!r}')
 
 
 def _nearest_divisor(channels: int, groups) -> int:

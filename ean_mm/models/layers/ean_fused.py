@@ -6,8 +6,8 @@ delta_k`` and ``M = H*W``:
 
 * statistics, one reduction per ``(n, c)``: ``mu = mean(x)``, ``var = mean((x - mu)^2)`` (biased,
   as GroupNorm), ``rstd = 1 / sqrt(var + eps)``;
-* Eqn 6: ``r = 1 / sqrt(S + l2_eps)`` with ``S = sum_k gamma_k^2`` (``'sum'``) or its mean over the
-  ``K`` values (``'mean'``), ``omega = gamma * r``; ``a = alpha * omega``;
+* Eqn 6: ``omega = gamma * r`` with ``r`` of the ``omega`` form (:mod:`.ean_omega`; ``'l2'``:
+  ``r = 1 / sqrt(sum_k gamma_k^2 + l2_eps)``); ``a = alpha * omega``;
 * Eqns 5, 7, 8 folded into one scale and one shift per ``(n, c)``::
 
       z = alpha * omega * (gamma * (x - mu) * rstd + beta) + delta = scale * x + shift
@@ -27,8 +27,8 @@ per-``(n, c)`` ``mu, rstd``; nothing of full size is saved except ``x``)::
     g_beta  = a * SZ
     g_a     = gamma * SZX + beta * SZ                   # dL/da, a = alpha * omega
     g_alpha = g_a * omega,   g_omega = g_a * alpha
-    g_gamma = a * SZX + r * g_omega - c * r^3 * gamma * sum_k(g_omega_k * gamma_k)
-        # direct path + the path through omega (Eqn 6); c = 1 ('sum') or 1/K ('mean')
+    g_gamma = a * SZX + r * g_omega + dr/dgamma * sum_k(g_omega_k * gamma_k)
+        # direct path + the path through omega (Eqn 6); dr/dgamma: ean_omega.omega_scale_grad
 
 The pure functions :func:`ean_fused_forward` and :func:`ean_fused_backward` carry all the maths;
 each is a statistics / coefficient part and a full-size part, which ``torch.compile`` compiles
@@ -43,17 +43,17 @@ from typing import Callable, Optional, Tuple
 import torch
 from torch.autograd.function import once_differentiable
 
+from .ean_omega import omega_scale, omega_scale_grad
+
 __all__ = ['ean_fused', 'ean_fused_forward', 'ean_fused_backward', 'EANFusedFunction']
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 def _coefficients(gamma: torch.Tensor, alpha: torch.Tensor, l2_eps: float,
-                  l2_reduction: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                  omega_form: str) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(r, omega, a)`` of Eqn 6 and the adaptation: ``omega = gamma * r``, ``a = alpha*omega``."""
-    squares = gamma * gamma
-    total = squares.sum() if l2_reduction == 'sum' else squares.mean()
-    r = torch.rsqrt(total + l2_eps)
+    r = omega_scale(gamma, omega_form, l2_eps)
     omega = gamma * r
     return r, omega, alpha * omega
 
@@ -81,7 +81,7 @@ def _moments(x: torch.Tensor, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
 
 def ean_fused_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                       alpha: torch.Tensor, delta: torch.Tensor, groups: int, eps: float,
-                      l2_eps: float, l2_reduction: str
+                      l2_eps: float, omega_form: str
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Pure fused forward: ``(y, mu, rstd)``; ``mu`` and ``rstd`` have shape ``(N, G, K)``.
 
@@ -89,20 +89,20 @@ def ean_fused_forward(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
     autograd recording, inside :class:`EANFusedFunction`.
     """
     return _forward(_forward_coefficients, _forward_apply, x, gamma, beta, alpha, delta, groups,
-                    eps, l2_eps, l2_reduction)
+                    eps, l2_eps, omega_form)
 
 
 def _forward(coefficients_fn: Callable, apply_fn: Callable, x, gamma, beta, alpha, delta,
-             groups, eps, l2_eps, l2_reduction):
+             groups, eps, l2_eps, omega_form):
     # Two parts, compiled separately under torch.compile (see _make_compiled).
     scale, shift, mu, rstd = coefficients_fn(x, gamma, beta, alpha, delta, groups, eps, l2_eps,
-                                             l2_reduction)
+                                             omega_form)
     return apply_fn(x, scale, shift), mu, rstd
 
 
 def _forward_coefficients(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                           alpha: torch.Tensor, delta: torch.Tensor, groups: int, eps: float,
-                          l2_eps: float, l2_reduction: str
+                          l2_eps: float, omega_form: str
                           ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The statistics pass: ``scale, shift`` of shape ``(N, C, 1, 1)``, ``mu, rstd`` of shape
     ``(N, G, K)``."""
@@ -110,7 +110,7 @@ def _forward_coefficients(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tens
     k = c // groups
     mu, rstd = _moments(x, eps)
     mu, rstd = mu.view(n, groups, k), rstd.view(n, groups, k)
-    _, _, a = _coefficients(gamma, alpha, l2_eps, l2_reduction)
+    _, _, a = _coefficients(gamma, alpha, l2_eps, omega_form)
     scale, shift = _scale_shift(mu, rstd, gamma, beta, a, delta)
     return scale.view(n, c, 1, 1), shift.view(n, c, 1, 1), mu, rstd
 
@@ -123,7 +123,7 @@ def _forward_apply(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) ->
 def ean_fused_backward(grad_y: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
                        rstd: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                        alpha: torch.Tensor, delta: torch.Tensor, l2_eps: float,
-                       l2_reduction: str, need_x: bool = True
+                       omega_form: str, need_x: bool = True
                        ) -> Tuple[Optional[torch.Tensor], torch.Tensor, torch.Tensor,
                                   torch.Tensor, torch.Tensor]:
     """Pure fused backward: ``(grad_x, grad_gamma, grad_beta, grad_alpha, grad_delta)``.
@@ -132,16 +132,16 @@ def ean_fused_backward(grad_y: torch.Tensor, x: torch.Tensor, mu: torch.Tensor,
     ``rstd`` returned by :func:`ean_fused_forward`. ``grad_x`` is ``None`` unless ``need_x``.
     """
     return _backward(_backward_pass, grad_y, x, mu, rstd, gamma, beta, alpha, delta, l2_eps,
-                     l2_reduction, need_x)
+                     omega_form, need_x)
 
 
 def _backward(pass_fn: Callable, grad_y, x, mu, rstd, gamma, beta, alpha, delta, l2_eps,
-              l2_reduction, need_x=True):
+              omega_form, need_x=True):
     # Per-(n, c) coefficients, then the full-size pass (compiled separately under
     # torch.compile, see _make_compiled), then the parameter gradients from its sums.
     n, c = x.shape[:2]
     groups, k = mu.shape[1], mu.shape[2]
-    r, omega, a = _coefficients(gamma, alpha, l2_eps, l2_reduction)
+    r, omega, a = _coefficients(gamma, alpha, l2_eps, omega_form)
     scale, shift = _scale_shift(mu, rstd, gamma, beta, a, delta)
     grad_x, sum_gz, sum_gz_xhat = pass_fn(
         grad_y, x, scale.view(n, c, 1, 1), shift.view(n, c, 1, 1), mu.view(n, c, 1, 1),
@@ -153,9 +153,8 @@ def _backward(pass_fn: Callable, grad_y, x, mu, rstd, gamma, beta, alpha, delta,
     grad_a = gamma * szx + beta * sz
     grad_alpha = grad_a * omega
     grad_omega = grad_a * alpha
-    c_red = 1.0 if l2_reduction == 'sum' else 1.0 / k
     grad_gamma = (a * szx + r * grad_omega
-                  - (c_red * r ** 3) * gamma * (grad_omega * gamma).sum())
+                  + omega_scale_grad(gamma, r, omega_form) * (grad_omega * gamma).sum())
     return grad_x, grad_gamma, grad_beta, grad_alpha, grad_delta
 
 
@@ -265,12 +264,12 @@ class EANFusedFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, gamma, beta, alpha, delta, groups, eps, l2_eps, l2_reduction,
+    def forward(ctx, x, gamma, beta, alpha, delta, groups, eps, l2_eps, omega_form,
                 use_compile=False):
         y, mu, rstd = _call(0, use_compile, x, gamma, beta, alpha, delta, groups, eps, l2_eps,
-                            l2_reduction)
+                            omega_form)
         ctx.save_for_backward(x, mu, rstd, gamma, beta, alpha, delta)
-        ctx.l2_eps, ctx.l2_reduction, ctx.use_compile = l2_eps, l2_reduction, use_compile
+        ctx.l2_eps, ctx.omega_form, ctx.use_compile = l2_eps, omega_form, use_compile
         return y
 
     @staticmethod
@@ -279,14 +278,14 @@ class EANFusedFunction(torch.autograd.Function):
         x, mu, rstd, gamma, beta, alpha, delta = ctx.saved_tensors
         with torch.autocast(device_type=x.device.type, enabled=False):
             grads = _call(1, ctx.use_compile, grad_y.to(x.dtype), x, mu, rstd,
-                          gamma, beta, alpha, delta, ctx.l2_eps, ctx.l2_reduction,
+                          gamma, beta, alpha, delta, ctx.l2_eps, ctx.omega_form,
                           ctx.needs_input_grad[0])
         return (*grads, None, None, None, None, None)
 
 
 def ean_fused(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, alpha: torch.Tensor,
               delta: torch.Tensor, groups: int, eps: float = 1e-5, l2_eps: float = 1e-5,
-              l2_reduction: str = 'sum', use_compile: Optional[bool] = None) -> torch.Tensor:
+              omega_form: str = 'l2', use_compile: Optional[bool] = None) -> torch.Tensor:
     """Fused EAN of ``x`` (``(N, C, H, W)``) with the shared ``C/G``-vectors of parameters.
 
     Float16/bfloat16 inputs or parameters (e.g. under autocast) are computed in float32 and the
@@ -299,6 +298,6 @@ def ean_fused(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, alpha: t
     with torch.autocast(device_type=x.device.type, enabled=False):
         y = EANFusedFunction.apply(
             x.to(compute), gamma.to(compute), beta.to(compute), alpha.to(compute),
-            delta.to(compute), groups, eps, l2_eps, l2_reduction,
+            delta.to(compute), groups, eps, l2_eps, omega_form,
             _compile_requested(use_compile))
     return y.to(dtype)
