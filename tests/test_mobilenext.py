@@ -14,7 +14,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
 from mmpretrain.structures import DataSample
-from reference_mobilenext import blocks, official_forward, official_state_dict
+from reference_mobilenext import (blocks, official_forward, official_ssdlite_taps,
+                                  official_state_dict)
 
 import ean_mm  # noqa: F401
 from ean_mm.checkpoint import ean_norm_pairs
@@ -172,6 +173,61 @@ def test_ssdlite_configs_load_the_converted_backbone(official, tmp_path, config)
             key = key[len('backbone.'):]
             assert torch.equal(own[key], value * 2 if key in doubled else value), key
     assert len(doubled) == (40 if 'ean' in config else 0)
+
+
+def test_fixture_has_the_authors_keys():
+    # Facts of their code (tests/reference_mobilenext.py): 446 entries for 1.0x; in a block's
+    # flat conv Sequential, the indices that hold tensors per form (ReLU6 entries hold none).
+    sd = official_state_dict()
+    assert len(sd) == 446
+    indices = {}
+    for key in sd:
+        parts = key.split('.')
+        if parts[0] == 'features' and parts[1] != '0':
+            indices.setdefault(int(parts[1]), set()).add(int(parts[3]))
+    full, pw_pw, strided = {0, 1, 3, 4, 5, 6, 8, 9}, {0, 1, 2, 3}, {0, 1, 2, 3, 5, 6}
+    assert [indices[i] for i in range(1, 21)] == \
+        [full, full] + [strided, full, full] * 2 + [pw_pw, full, full, full] + \
+        [strided, full, full, full] + [pw_pw, full, full] + [full]
+    assert sd['features.1.conv.8.weight'].shape == (96, 1, 3, 3)  # t = 2: its strided dw
+    assert sd['features.20.conv.5.weight'].shape == (1280, 208, 1, 1)
+    assert sd['classifier.1.weight'].shape == (1000, 1280)
+
+
+def test_pre_dw_taps_are_the_authors_ssdlite_maps(official):
+    sd, _ = official
+    converted, _ = convert_mobilenext_official(sd)
+    net = MobileNeXt(out_indices=(5, 7), out_tap='pre_dw').eval()
+    net.load_state_dict({k[len('backbone.'):]: v for k, v in converted.items()
+                         if k.startswith('backbone.')}, strict=True)
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        ours, theirs = net(x), official_ssdlite_taps(sd, x)  # features[13].conv[:5], [20].conv[:8]
+    assert [t.shape[1] for t in theirs] == [576, 1280]
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_nested_layout_is_refused(official, tmp_path, capsys):
+    # conv.j.0 / conv.j.1 per conv + BN + ReLU6 (what this converter wrongly expected before):
+    # not what the authors' code writes.
+    sd, _ = official
+    nested = {k: v for k, v in sd.items() if not k.startswith('features.') or
+              k.startswith('features.0.')}
+    for i, (layers, _) in enumerate(blocks(), start=1):
+        theirs, k = 0, 0  # index in the real flat Sequential, index in the nested one
+        for layer in layers:
+            conv, bn = (f'{k}.0', f'{k}.1') if layer[4] else (f'{k}', f'{k + 1}')
+            k += 1 if layer[4] else 2
+            for name, at in ((conv, theirs), (bn, theirs + 1)):
+                for key in [key for key in sd if key.startswith(f'features.{i}.conv.{at}.')]:
+                    nested[key.replace(f'conv.{at}.', f'conv.{name}.', 1)] = sd[key]
+            theirs += 3 if layer[4] else 2
+    assert len(nested) == len(sd) and 'features.1.conv.0.0.weight' in nested
+    src = tmp_path / 'nested.pth'
+    torch.save(nested, src)
+    err = refused(src, tmp_path, capsys)
+    assert 'missing' in err and "not the layout the authors' code writes" in err
 
 
 def refused(src, tmp_path, capsys, *args) -> str:

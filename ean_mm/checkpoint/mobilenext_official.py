@@ -1,12 +1,15 @@
 """The MobileNeXt authors' ImageNet checkpoints (Zhou et al., ECCV 2020, their released code) in
 ean_mm's layout.
 
-Their network is ``features`` (``features.0`` the stem conv3x3 + BN + ReLU6, ``features.1..20``
-the sandglass blocks) and ``classifier`` (dropout, ``classifier.1`` linear). Inside block ``i``,
-``features.i.conv`` is a sequence in which a conv + BN + ReLU6 takes one index (``conv.j.0``
-conv, ``conv.j.1`` BN) and a conv + BN without activation two (``conv.j`` conv, ``conv.j+1``
-BN). Ours: ``conv1`` (stem), ``layerX.Y.conv.K.{conv,bn}``, and ``head.fc`` in an mmpretrain
-classifier.
+Their layout, from repository ``yitu-opensource/MobileNeXt``, file
+``mobilenext/codebase/models/mnext.py``, commit 94ac67d (the ImageNet ``MXNet``), and repository
+``houqb/ssdlite-pytorch-mobilenext``, file ``ssd/modeling/backbone/mobilenext.py``, commit
+e115b6a (the same ``features``, loaded into their SSDLite with ``strict=False``):
+``features.0`` the stem ``Sequential(conv3x3, BN, ReLU6)``; ``features.1..20`` the sandglass
+blocks, whose ``conv`` is one flat ``nn.Sequential`` in which every conv, BN and ReLU6 takes an
+index of its own (``conv.0`` conv, ``conv.1`` BN, ``conv.2`` ReLU6 where there is one, ...);
+``classifier = Sequential(Dropout, Linear)``: ``classifier.1``. Ours: ``conv1`` (stem),
+``layerX.Y.conv.K.{conv,bn}``, and ``head.fc`` in an mmpretrain classifier.
 
 Not exported by :mod:`ean_mm.checkpoint` (it imports the model): import this module.
 """
@@ -45,17 +48,13 @@ def official_key_map(backbone: MobileNeXt) -> 'OrderedDict[str, str]':
     index = 1
     for stage in backbone.layers:
         for j, block in enumerate(getattr(backbone, stage)):
-            k = 0
+            theirs, k = f'features.{index}.conv', 0
             for m, layer in enumerate(block.conv):
-                # Their last conv of the pw-pw form is conv + BN + ReLU6 (ours defers the act).
-                has_act = layer.with_activation or (m == len(block.conv) - 1 and
-                                                    block.last_act is not None)
-                theirs = f'features.{index}.conv'
-                if has_act:
-                    conv, bn, k = f'{theirs}.{k}.0', f'{theirs}.{k}.1', k + 1
-                else:
-                    conv, bn, k = f'{theirs}.{k}', f'{theirs}.{k + 1}', k + 2
-                mapping.update(_conv_bn(f'{stage}.{j}.conv.{m}', conv, bn))
+                mapping.update(_conv_bn(f'{stage}.{j}.conv.{m}', f'{theirs}.{k}',
+                                        f'{theirs}.{k + 1}'))
+                # conv, BN and, where the layer has one, ReLU6: one index each. (Our pw-pw
+                # block defers its last ReLU6; theirs sits after it, at no later tensor.)
+                k += 3 if layer.with_activation else 2
             index += 1
     return mapping
 
@@ -139,6 +138,12 @@ def _diagnose(state: Mapping[str, torch.Tensor], widen_factor: float) -> str:
     if 'features.18.0.weight' in state:
         return ('features.18.0 is a plain 1x1 conv: this is a MobileNetV2 checkpoint '
                 '(torchvision layout), not MobileNeXt.')
+    if 'features.1.conv.0.0.weight' in state:
+        return ('Its blocks nest each conv + BN + ReLU6 as one module (features.i.conv.j.0 / '
+                'conv.j.1): that is not the layout the authors\' code writes (every conv, BN and '
+                'ReLU6 of a block takes its own index in one flat features.i.conv, e.g. '
+                'features.1.conv.0.weight, features.1.conv.1.weight, features.1.conv.3.weight); '
+                'convert the authors\' own file.')
     fits = [w for w in KNOWN_WIDTHS if w != widen_factor and _fits(state, _expected(w)[1])]
     if fits:
         return f'It fits width {fits[0]}x: pass --widen-factor {fits[0]}.'

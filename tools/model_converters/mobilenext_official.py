@@ -2,9 +2,11 @@ r"""Convert the MobileNeXt authors' ImageNet checkpoint into an mmpretrain class
 
     python tools/model_converters/mobilenext_official.py SRC DST [--widen-factor 1.0] [--force]
 
-SRC: the file their code writes or publishes: a bare state dict (``features.*``,
-``classifier.1.*``), or one under ``state_dict``, with or without DDP's ``module.`` prefix; read
-with ``torch.load(weights_only=True)``. DST: ``{'meta', 'state_dict'}`` with ``backbone.*``
+SRC: the file their code writes or publishes (the layout of ``yitu-opensource/MobileNeXt``
+``mobilenext/codebase/models/mnext.py`` @ 94ac67d, which ``houqb/ssdlite-pytorch-mobilenext``
+loads: ``features.*`` with each block's convs, BNs and ReLU6s at their own indices of one flat
+``features.i.conv``, and ``classifier.1.*``): a bare state dict, or one under ``state_dict``, with
+or without DDP's ``module.`` prefix; read with ``torch.load(weights_only=True)``. DST: ``{'meta', 'state_dict'}`` with ``backbone.*``
 (``ean_mm.MobileNeXt``) and ``head.fc.*``, for ``configs/pretrain/mobilenext_in1k.py`` (same
 logits as their model); the SSDLite configs load its ``backbone.*``, EAN, SE and CA twins
 included. A file that does not fit (another network or width, a truncated file) is refused with
