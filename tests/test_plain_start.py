@@ -24,10 +24,16 @@ def files(tmp_path_factory, public_weights):
         type='ImageClassifier', backbone=dict(type='mmpretrain.MobileNetV2'),
         neck=dict(type='GlobalAveragePooling'),
         head=dict(type='LinearClsHead', num_classes=1000, in_channels=1280)))
+    # mmpretrain's ResNet-50 classifier (its configs/_base_/models/resnet50.py): backbone.*,
+    # head.fc.* (mmpretrain/models/heads/linear_head.py @ 9fe593e: LinearClsHead.fc)
+    r50 = MMPRETRAIN_MODELS.build(dict(
+        type='ImageClassifier', backbone=dict(type='mmpretrain.ResNet', depth=50,
+                                              out_indices=(3, )),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=2048)))
     states = {
         'torchvision_r18': randomised(torchvision.models.resnet18().state_dict()),
-        'mmpretrain_r50': {f'backbone.{k}': v for k, v in randomised(
-            torchvision.models.resnet50().state_dict(), 1).items() if not k.startswith('fc.')},
+        'mmpretrain_r50': randomised(r50.state_dict(), 1),
         'mmpretrain_mobilenetv2': randomised(mv2.state_dict(), 2),
     }
     paths = {}
@@ -176,6 +182,23 @@ def test_strict_still_refuses_a_partial_plain_load(files, tmp_path):
     report = load_pretrained(EANResNet(depth=50), str(partial))  # not strict: loads, reports
     assert report['missing'] == ['layer1.0.conv1.weight'] and len(report['plain_start']) == 16
     assert report['unexpected'] == ['fc.weight', 'fc.bias']
+
+
+def test_a_file_without_bn_counters_loads_strictly(files, tmp_path):
+    # Whether torchvision's published file holds num_batches_tracked is not documented; files
+    # saved by torch < 0.4.1 have none. Either way it is a full set of weights.
+    state = torch.load(files['torchvision_r50'][0], weights_only=True)
+    bare = tmp_path / 'no_counters.pth'
+    torch.save({k: v for k, v in state.items() if not k.endswith('num_batches_tracked')}, bare)
+    with_counters = build(dict(type='ean_mm.EANResNet', depth=50), files['torchvision_r50'][0],
+                          None, strict=True).eval()
+    without = build(dict(type='ean_mm.EANResNet', depth=50), str(bare), None,
+                    strict=True).eval()
+    report = load_pretrained(EANResNet(depth=50), str(bare))
+    assert report['missing'] == [] and len(report['plain_start']) == 16
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(with_counters(x), without(x)))
 
 
 def test_imagenet_finetune_configs_start_as_the_public_classifiers(files, public_weights,

@@ -8,6 +8,13 @@ which way the load went and what is missing, unexpected or of another shape, and
 ``strict=True`` refuses a load that leaves any tensor of the module uninitialised. For stock
 modules (mmdet's ``ResNet`` with an EAN plugin), ``init_cfg=dict(type='ean_mm.Pretrained',
 ...)`` does the same.
+
+mmengine's behaviour: open-mmlab/mmengine ``mmengine/model/weight_init.py`` @
+3cf1003c535c2a17c8c85490147090191e1ef166 ``PretrainedInit`` (``strict=False``, prefix through
+``_load_checkpoint_with_prefix``) and ``mmengine/runner/checkpoint.py`` @
+989bb497c5f3b1ece3031f377a117029eb671110 (``state_dict`` entry or the bare dict; its
+``load_state_dict`` leaves ``num_batches_tracked`` out of the missing keys, and so does this
+module: a file without the BN counters, as saved before torch 0.4.1, loads and says so).
 """
 import logging
 import os.path as osp
@@ -84,6 +91,9 @@ def load_pretrained(module: nn.Module,
                          'EAN checkpoint of this network nor a plain one')
     skipped = set(ean_keys) if plain_start else set()
     missing = [k for k in own if k not in state and k not in skipped]
+    # BN batch counters carry no weights (BN reads them only with momentum=None)
+    counters = [k for k in missing if k.endswith('num_batches_tracked')]
+    missing = [k for k in missing if k not in counters]
     unexpected = [k for k in state if k not in own]
     shape_mismatch: List[Tuple[str, tuple, tuple]] = [
         (k, tuple(state[k].shape), tuple(own[k].shape)) for k in own
@@ -112,7 +122,9 @@ def load_pretrained(module: nn.Module,
     with torch.no_grad():
         module.load_state_dict(loadable, strict=False)
     notes = problems + ([f'not used ({len(unexpected)}): {format_keys(unexpected, 20)}']
-                        if unexpected else [])
+                        if unexpected else []) + \
+        ([f'{len(counters)} BN num_batches_tracked counters absent: left at their values']
+         if counters else [])
     print_log(summary + ''.join('\n  ' + p for p in notes), logger='current',
               level=logging.WARNING if problems else logging.INFO)
     if hasattr(module, '_params_init_info'):  # only inside a top-level init_weights()
