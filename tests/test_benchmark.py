@@ -1,11 +1,15 @@
-"""tools/analysis/benchmark.py: end to end on tiny settings, model resolution, Params / FLOPs
-counting, report rendering. No timing assertions."""
+"""tools/analysis/benchmark.py and ean_mm.benchmark: end to end on tiny settings, model
+resolution, Params / FLOPs counting, report rendering. No timing assertions."""
 import json
 import os.path as osp
 
 import pytest
 import torch
 from conftest import ROOT, load_tool
+
+from ean_mm.benchmark import (DEFAULT_MODELS, TABLE_COLUMNS, Bench, Options, build_model,
+                              count_flops, count_params, markdown, preset_spec, resolve,
+                              target_lines)
 
 bm = load_tool('tools/analysis/benchmark.py')
 R50_PARAMS = 25_557_032
@@ -28,10 +32,10 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     out, rows = tiny_run
     assert [r['name'] for r in rows] == ['r18', 'ean-r18']  # the plain twin is added, first
     md = (out / 'auto.md').read_text()
-    header = '| ' + ' | '.join(bm.TABLE_COLUMNS) + ' |'
+    header = '| ' + ' | '.join(TABLE_COLUMNS) + ' |'
     assert header in md
     main, ort = md.split('## onnxruntime inference')
-    for section, columns in ((main, len(bm.TABLE_COLUMNS)), (ort, 6)):
+    for section, columns in ((main, len(TABLE_COLUMNS)), (ort, 6)):
         table = [line for line in section.splitlines() if line.startswith('| ResNet-18 |')
                  or line.startswith('| EAN-ResNet-18 |')]
         assert len(table) == 2
@@ -65,76 +69,75 @@ def test_memory_probe_in_fresh_process(tiny_run):
 
 def test_resnet50_params_and_flops():
     cpu = torch.device('cpu')
-    model = bm.build_model(bm.preset_spec('r50'))
-    assert bm.count_params(model) == R50_PARAMS
-    flops, note = bm.count_flops(model, bm.preset_spec('r50'), 224, cpu)
+    model = build_model(preset_spec('r50'))
+    assert count_params(model) == R50_PARAMS
+    flops, note = count_flops(model, preset_spec('r50'), 224, cpu)
     assert flops == R50_FLOPS and note == ''
-    # EAN-ResNet-50: same parameters + 16 x 4 x (C/64); the fused op counts as the reference
+    # EAN-ResNet-50: same parameters + 16 x 4 x (C/64); EAN's kernel op counts as the reference
     # path's GroupNorm (5 FLOPs per element of the 16 conv3 outputs).
     extra = 5 * (3 * 256 * 56**2 + 4 * 512 * 28**2 + 6 * 1024 * 14**2 + 3 * 2048 * 7**2)
-    for impl in ('auto', 'fused', 'reference'):
-        ean = bm.build_model(bm.preset_spec('ean-r50'), impl)
-        assert bm.count_params(ean) == R50_PARAMS + 944
-        assert bm.count_flops(ean, bm.preset_spec('ean-r50'), 224, cpu)[0] == R50_FLOPS + extra
+    for impl in ('auto', 'reference'):
+        ean = build_model(preset_spec('ean-r50'), impl)
+        assert count_params(ean) == R50_PARAMS + 944
+        assert count_flops(ean, preset_spec('ean-r50'), 224, cpu)[0] == R50_FLOPS + extra
 
 
 def test_resolve_adds_twins_groups_families():
-    names = [s.name for s in bm.resolve(['ean-mx', 'se-r50', 'mx', 'ca-r50'])]
+    names = [s.name for s in resolve(['ean-mx', 'se-r50', 'mx', 'ca-r50'])]
     assert names == ['mx', 'ean-mx', 'r50', 'se-r50', 'ca-r50']
-    assert [s.name for s in bm.resolve(bm.DEFAULT_MODELS)] == bm.DEFAULT_MODELS
+    assert [s.name for s in resolve(DEFAULT_MODELS)] == DEFAULT_MODELS
     config = osp.join('configs', 'ssdlite320_ean_mobilenext_voc.py')
-    specs = bm.resolve([config])
+    specs = resolve([config])
     assert [osp.basename(s.name) for s in specs] == ['ssdlite320_mobilenext_voc.py',
                                                     'ssdlite320_ean_mobilenext_voc.py']
     assert specs[1].attention == 'EAN' and specs[1].kind == 'detector'
     with pytest.raises(SystemExit):
-        bm.resolve(['no-such-model'])
+        resolve(['no-such-model'])
 
 
 def test_build_model_sets_every_ean_layer():
     from ean_mm.models import EAN
-    model = bm.build_model(bm.preset_spec('ean-r18'), 'reference', True)
+    model = build_model(preset_spec('ean-r18'), 'reference')
     layers = [m for m in model.modules() if isinstance(m, EAN)]
     assert len(layers) == 8
-    assert all(m.implementation == 'reference' and m.use_compile for m in layers)
+    assert all(m.implementation == 'reference' for m in layers)
 
 
 def test_detector_bench_runs():
-    spec = bm.resolve([osp.join(ROOT, 'configs', 'ssdlite320_ean_mobilenext_voc.py')])[1]
-    model = bm.build_model(spec)
-    bench = bm.Bench(spec, model, 2, 64, torch.device('cpu'))  # BN needs 2 values per channel
+    spec = resolve([osp.join(ROOT, 'configs', 'ssdlite320_ean_mobilenext_voc.py')])[1]
+    model = build_model(spec)
+    bench = Bench(spec, model, 2, 64, torch.device('cpu'))  # BN needs 2 values per channel
     bench.infer()
     bench.train_step()
-    flops, _ = bm.count_flops(model, spec, 64, torch.device('cpu'))
+    flops, _ = count_flops(model, spec, 64, torch.device('cpu'))
     # float32 parameters and SGD momentum (created by the step): at least 8 bytes a parameter
-    assert flops > 0 and bench.state_bytes() >= 8 * bm.count_params(model)
+    assert flops > 0 and bench.state_bytes() >= 8 * count_params(model)
 
 
 def _row(name, label, family, attention, twin, **ratios):
     row = dict(name=name, label=label, family=family, attention=attention, twin=twin, batch=8,
                params=1, flops=1, flops_note='', img_s=1.0, infer_ms=1.0, train_ms=1.0,
-               peak_mb=1.0, first_infer_ms=5000.0, first_train_ms=6000.0, graphs_warmup=2,
-               graphs_timed=0, ean_layers=16 if attention == 'EAN' else 0)
+               peak_mb=1.0, ean_layers=16 if attention == 'EAN' else 0)
     row.update(ratios)
     return row
 
 
-def test_report_targets_and_compile_section():
+def test_report_targets():
     rows = [_row('r50', 'ResNet-50', 'ResNet-50', 'plain', None),
             _row('se-r50', 'SE-ResNet-50', 'ResNet-50', 'SE', 'r50', infer_ratio=1.2,
                  train_ratio=1.1, mem_ratio=1.05),
             _row('ean-r50', 'EAN-ResNet-50', 'ResNet-50', 'EAN', 'r50', infer_ratio=1.05,
                  train_ratio=1.2, mem_ratio=1.02)]
-    lines = bm.target_lines(rows)
+    lines = target_lines(rows)
     assert len(lines) == 1
     assert 'inference latency 1.050x (target <= 1.05x: met)' in lines[0]
     assert 'training step 1.200x (target <= 1.08x: NOT met)' in lines[0]
     assert 'inference latency vs SE 1.200x: cheaper' in lines[0]
     assert 'training step vs SE 1.100x: NOT cheaper' in lines[0]
-    args = bm.parse_args(['--ean-impl', 'fused', '--compile', '--out-dir', 'x'])
-    assert args.name == 'fused-compile'
-    md = bm.markdown(rows, args, {'date': 'd', 'device': 'cpu'}, 'python tools/analysis/x')
-    assert '## Compilation (`--compile`)' in md and '| EAN-ResNet-50 | 5000 |' in md
+    md = markdown(rows, Options(name='x'), {'date': 'd', 'device': 'cpu'}, 'python tools/x')
+    assert md.startswith('# EAN speed / memory benchmark (EAN `auto`, 224x224, cpu)')
+    assert '- command: `python tools/x`' in md and lines[0] in md
+    assert md.count('| EAN-ResNet-50 | 8 |') == 1
 
 
 def test_cli_help_defaults_and_bad_arguments(capsys):
@@ -143,13 +146,13 @@ def test_cli_help_defaults_and_bad_arguments(capsys):
     printed = capsys.readouterr().out
     assert exc.value.code == 0
     for option in ('--models', '--batch-size', '--img-size', '--rounds', '--warmup', '--device',
-                   '--threads', '--ean-impl', '--compile', '--out-dir'):
+                   '--threads', '--ean-impl', '--out-dir'):
         assert option in printed
     args = bm.parse_args([])  # the paper's Table 3 set at 224x224, EAN's default kernels
     assert args.models == ['r50', 'se-r50', 'ca-r50', 'ean-r50', 'mx', 'se-mx', 'ca-mx',
                            'ean-mx']
-    assert (args.img_size, args.ean_impl, args.compile, args.name) == (224, 'auto', False,
-                                                                      'auto')
+    assert (args.img_size, args.ean_impl, args.name) == (224, 'auto', 'auto')
+    assert Options(**vars(args)).models == DEFAULT_MODELS  # the flags are Options' fields
     assert args.settings == [dict(label='cpu', device='cpu', threads=None, amp=False)]
     settings = bm.parse_args(['--settings', 'cpu:1t', 'cpu:2t:bf16']).settings
     assert [(s['threads'], s['amp']) for s in settings] == [(1, False), (2, True)]
@@ -159,3 +162,14 @@ def test_cli_help_defaults_and_bad_arguments(capsys):
     with pytest.raises(SystemExit) as exc:
         bm.parse_args(['--rounds', '0'])
     assert exc.value.code == 2 and '--rounds must be >= 1' in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--compile'], 'unrecognized arguments: --compile'),
+    (['--keep-compile-cache'], 'unrecognized arguments: --keep-compile-cache'),
+    (['--ean-impl', 'fused'], "invalid choice: 'fused'")])
+def test_removed_fused_path_and_compile_flag_are_refused(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        bm.parse_args(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err

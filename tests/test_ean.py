@@ -65,9 +65,8 @@ def authors_module(x, groupnorm_weight, groupnorm_bias, alpha, delta, groups, mo
     return out.reshape(b, c, h, w)
 
 
-# the default (the C++ kernel here), its PyTorch-ops fallback, the PyTorch-ops fused path, the
-# equation path
-IMPLEMENTATIONS = ['auto', 'torch', 'fused', 'reference']
+# the default (the C++ kernel here), its PyTorch-ops fallback, the equation path
+IMPLEMENTATIONS = ['auto', 'torch', 'reference']
 
 
 def randomized(layer: EAN) -> EAN:
@@ -218,7 +217,21 @@ def test_set_ean_implementation_sets_every_layer():
     model = EANResNet(depth=18)
     layers = [m for m in model.modules() if isinstance(m, EAN)]
     assert len(layers) == 8 and all(m.implementation == 'auto' for m in layers)
-    assert set_ean_implementation(model, 'reference', True) == 8
-    assert all(m.implementation == 'reference' and m.use_compile for m in layers)
-    with pytest.raises(ValueError, match="implementation must be one of"):
-        set_ean_implementation(model, 'cuda')
+    assert set_ean_implementation(model, 'reference') == 8
+    assert all(m.implementation == 'reference' for m in layers)
+    for wrong in ('cuda', 'fused'):  # 'fused': the earlier PyTorch-ops path, removed
+        with pytest.raises(ValueError, match="implementation must be one of"):
+            set_ean_implementation(model, wrong)
+
+
+def test_every_implementation_is_selectable_and_no_other():
+    from ean_mm.models.layers.ean import IMPLEMENTATIONS as ALL
+    assert ALL == ('auto', 'cpp', 'triton', 'torch', 'reference')
+    for impl in ALL:
+        assert EAN(8, groups=2, implementation=impl).implementation == impl
+    assert "implementation='auto'" in repr(EAN(8, groups=2))
+    for wrong in ('cuda', 'fused'):
+        with pytest.raises(ValueError, match='implementation must be one of'):
+            EAN(8, groups=2, implementation=wrong)
+    with pytest.raises(TypeError, match='compile'):  # the fused path's flag, removed with it
+        EAN(8, groups=2, compile=True)

@@ -5,19 +5,17 @@
 Classifiers are mmpretrain ``ImageClassifier`` s (global average pooling + linear head) with
 1000 classes (Table 3) and 100 classes (Table 1, CIFAR-100); detectors are built from
 ``configs/`` (Tables 4 and 5), and SSDLite-MobileNeXt also with the authors' SSDLite taps.
-This is the table in README.md ("Parameter counts").
+This is the table in docs/parameters.md ("Parameter counts").
 """
 import argparse
 import copy
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-import torch
 from mmengine.config import Config
-from mmengine.registry import MODELS, init_default_scope
 
-import ean_mm  # noqa: F401  (registers ean_mm's components)
-from ean_mm.paper import CLASSIFIERS, DETECTORS, classifier_cfg
+from ean_mm.benchmark import build_classifier, build_detector, count_params
+from ean_mm.paper import CLASSIFIERS, DETECTORS
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 Row = Tuple[str, int, Optional[float], str]
@@ -31,37 +29,32 @@ AUTHORS_TAPS = {
     'model.bbox_head.in_channels': (576, 1280, 512, 256, 256, 128)}
 
 
-def count(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
 def classifier_rows() -> List[Row]:
-    init_default_scope('mmpretrain')
+    """Table 3 classifiers (1000 classes), then Table 1's (100 classes)."""
     rows = []
     for name, p in CLASSIFIERS.items():
         if p.paper:
-            rows.append((f'{p.label} classifier', count(MODELS.build(classifier_cfg(name))),
+            rows.append((f'{p.label} classifier', count_params(build_classifier(name)),
                          p.paper.params_m, 'Table 3'))
     for name, p in CLASSIFIERS.items():
         if p.cifar:
-            rows.append((f'{p.label}, 100 classes', count(MODELS.build(classifier_cfg(name, 100))),
+            rows.append((f'{p.label}, 100 classes', count_params(build_classifier(name, 100)),
                          p.cifar.params_m, 'Table 1'))
     return rows
 
 
 def detector_rows() -> List[Row]:
-    init_default_scope('mmdet')
+    """Every config of :data:`DETECTORS`; MobileNeXt ones also with the authors' taps."""
     rows = []
     for name, paper in DETECTORS.items():
         cfg = Config.fromfile(str(CONFIGS / f'{name}.py'))
-        cfg.model.backbone.init_cfg = None  # counting needs no pretrained weights
         variants = [(f'{name}.py', cfg)]
         if 'mobilenext' in name:
             taps = copy.deepcopy(cfg)
             taps.merge_from_dict(AUTHORS_TAPS)
             variants.append((f"{name}.py, authors' taps", taps))
         for label, variant in variants:
-            rows.append((label, count(MODELS.build(variant.model)),
+            rows.append((label, count_params(build_detector(variant)),
                          paper.params_m if paper else None, paper.table if paper else '-'))
     return rows
 

@@ -5,14 +5,14 @@ import torch
 import torch.nn as nn
 
 from ...registry import MODELS
-from .ean_fused import ean_fused
 from .ean_omega import omega_weights as _omega_weights
+from .ean_groups import fit_groups
 from .ean_omega import resolve_omega
 from .ean_ops import BACKENDS, ean_backward, ean_forward
 
 #: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
-#: ``torch``), the PyTorch-ops fused path (``fused``) and the equations (``reference``).
-IMPLEMENTATIONS = BACKENDS + ('fused', 'reference')
+#: ``torch``) and the equations (``reference``).
+IMPLEMENTATIONS = BACKENDS + ('reference', )
 
 
 @MODELS.register_module()
@@ -37,8 +37,9 @@ class EAN(nn.Module):
     runs the kernels of :mod:`.ean_ops` (Triton on CUDA, C++ on CPU: one memory pass per plane,
     input dtype kept, float32 statistics); after a ``BatchNorm2d`` in a block of ours it also
     recomputes the norm's output in backward instead of keeping it
-    (:meth:`forward_after_norm`). ``'fused'`` is the PyTorch-ops path (:mod:`.ean_fused`),
-    ``'reference'`` the equation-by-equation one (:meth:`attention`). Keys: ``gn.weight``
+    (:meth:`forward_after_norm`); the kernels are custom ops, which ``torch.compile`` and
+    ``torch.export`` keep as nodes. ``'reference'`` is the equation-by-equation path
+    (:meth:`attention`). Keys: ``gn.weight``
     (gamma), ``gn.bias`` (beta), ``alpha``, ``delta``, ``C/G`` values each.
 
     Args:
@@ -49,10 +50,8 @@ class EAN(nn.Module):
         omega: ``'l2'`` (Eqn 6), ``'l2_mean'`` or ``'l1_mean'``; ``None``: from
             ``l2_reduction``, else ``'l2'``.
         l2_reduction: Alias of ``omega``: ``'sum'`` is ``'l2'``, ``'mean'`` is ``'l2_mean'``.
-        implementation: ``'auto'`` (default), ``'cpp'``, ``'triton'``, ``'torch'``,
-            ``'fused'`` or ``'reference'``.
-        compile: Run the ``'fused'`` path through ``torch.compile`` (eager fallback with a
-            warning); ``None`` reads ``EAN_COMPILE=1``. Only for ``'fused'``.
+        implementation: ``'auto'`` (default), ``'cpp'``, ``'triton'``, ``'torch'`` or
+            ``'reference'``.
     """
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
@@ -64,15 +63,10 @@ class EAN(nn.Module):
                  l2_eps: float = 1e-5,
                  omega: Optional[Literal['l2', 'l2_mean', 'l1_mean']] = None,
                  l2_reduction: Optional[Literal['sum', 'mean']] = None,
-                 implementation: Literal['auto', 'cpp', 'triton', 'torch', 'fused',
-                                         'reference'] = 'auto',
-                 compile: Optional[bool] = None) -> None:
+                 implementation: Literal['auto', 'cpp', 'triton', 'torch',
+                                         'reference'] = 'auto') -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups < 1 or in_channels % groups != 0:
-            raise ValueError(
-                f'EAN: groups={groups} must be a positive integer that divides '
-                f'in_channels={in_channels}; choose a divisor of {in_channels} '
-                f'(e.g. {_nearest_divisor(in_channels, groups)}).')
+        groups = fit_groups(in_channels, groups)  # inside a network: one hint for all layers
         omega = resolve_omega(omega, l2_reduction)
         if implementation not in IMPLEMENTATIONS:
             raise ValueError(f'EAN: implementation must be one of {IMPLEMENTATIONS}, '
@@ -82,7 +76,6 @@ class EAN(nn.Module):
         self.l2_eps = l2_eps
         self.omega = omega
         self.implementation = implementation
-        self.use_compile = compile  # not ``self.compile``: that is nn.Module.compile()
         group_channels = in_channels // groups
         # One GroupNorm over a group's C/G channels, one channel per norm group (Eqn 5).
         self.gn = nn.GroupNorm(group_channels, group_channels, eps=eps)
@@ -122,15 +115,12 @@ class EAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        if torch.onnx.is_in_onnx_export():  # ONNX has no EAN kernel
+        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+            # ONNX has no EAN kernel; a jit trace (mmengine's FLOP counter) sees its aten ops
             return self.forward_for_export(x)
         if self.implementation in BACKENDS:
             ag, sh0 = self.kernel_vectors(x.dtype)
             return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
-        if self.implementation == 'fused':
-            return ean_fused(x, self.gn.weight, self.gn.bias, self.alpha, self.delta,
-                             self.groups, self.gn.eps, self.l2_eps, self.omega,
-                             self.use_compile)
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
     def forward_for_export(self, x: torch.Tensor) -> torch.Tensor:
@@ -148,10 +138,13 @@ class EAN(nn.Module):
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """``self(norm(x))``; for a ``BatchNorm2d`` in training with the kernels, as one
         autograd step that keeps only ``x`` (which the norm keeps anyway) and recomputes the
-        norm's output in backward. Same forward values as ``self(norm(x))``."""
+        norm's output in backward. Same forward values as ``self(norm(x))``. Not under a jit
+        trace (mmengine's FLOP counter) nor with hooks on either module (or global ones): those
+        see the two modules run, as two calls."""
         if not (self.implementation in BACKENDS and type(norm) is nn.BatchNorm2d and
                 norm.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()
-                and not torch.onnx.is_in_onnx_export()):
+                and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing()
+                and not _hooked(norm, self)):
             return self(norm(x))
         self._check(x)
         # nn.BatchNorm2d.forward's bookkeeping, then its kernel (torch.native_batch_norm)
@@ -173,24 +166,23 @@ class EAN(nn.Module):
                 f'omega={self.omega!r}, implementation={self.implementation!r}')
 
 
-def _nearest_divisor(channels: int, groups) -> int:
-    """The divisor of ``channels`` closest to ``groups`` (for the error message)."""
-    target = groups if isinstance(groups, int) and groups > 0 else 1
-    divisors = [d for d in range(1, channels + 1) if channels % d == 0]
-    return min(divisors, key=lambda d: (abs(d - target), d))
+def _hooked(*modules: nn.Module) -> bool:
+    """Whether forward or backward hooks watch any of ``modules`` (their own or global ones)."""
+    from torch.nn.modules import module as nn_module
+    kinds = ('forward_hooks', 'forward_pre_hooks', 'backward_hooks', 'backward_pre_hooks')
+    return any(getattr(nn_module, f'_global_{k}', None) for k in kinds) or any(
+        getattr(m, f'_{k}', None) for m in modules for k in kinds)
 
 
-def set_ean_implementation(model: nn.Module, implementation: str,
-                           use_compile: Optional[bool] = None) -> int:
+def set_ean_implementation(model: nn.Module, implementation: str) -> int:
     """Set every :class:`EAN` in ``model`` to ``implementation`` (one of
-    :data:`IMPLEMENTATIONS`) and ``compile``; returns how many there are."""
+    :data:`IMPLEMENTATIONS`); returns how many there are."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f'implementation must be one of {IMPLEMENTATIONS}, '
                          f'got {implementation!r}')
     layers = [m for m in model.modules() if isinstance(m, EAN)]
     for layer in layers:
         layer.implementation = implementation
-        layer.use_compile = use_compile
     return len(layers)
 
 

@@ -1,10 +1,10 @@
 """EAN's weight normalisation ``omega`` (paper Eqn 6) and the two forms of the EAN authors' code.
 
-``omega = gamma * r`` with, over the ``K = C/G`` values of ``gamma``:
+``omega = gamma / d`` with, over the ``K = C/G`` values of ``gamma``:
 
-* ``'l2'``: ``r = 1 / sqrt(sum_k gamma_k^2 + eps)``, Eqn 6 as printed (the default);
-* ``'l2_mean'``: ``r = 1 / sqrt(mean_k gamma_k^2 + eps)``, the authors' ``mode='l2'``;
-* ``'l1_mean'``: ``r = 1 / (mean_k |gamma_k| + eps)``, the authors' ``mode='l1'``.
+* ``'l2'``: ``d = sqrt(sum_k gamma_k^2 + eps)``, Eqn 6 as printed (the default);
+* ``'l2_mean'``: ``d = sqrt(mean_k gamma_k^2 + eps)``, the authors' ``mode='l2'``;
+* ``'l1_mean'``: ``d = mean_k |gamma_k| + eps``, the authors' ``mode='l1'``.
 
 The authors' module: repository ``Lihahaah/EAN``, file ``ean_module.py``, commit 502bc79
 (``weights = (weight.pow(2).mean() + eps).pow(0.5)`` and ``abs(weight).mean() + eps``).
@@ -13,7 +13,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ['OMEGA_FORMS', 'resolve_omega', 'omega_scale', 'omega_weights', 'omega_scale_grad']
+__all__ = ['OMEGA_FORMS', 'resolve_omega', 'omega_norm', 'omega_weights']
 
 #: The ``omega`` values :class:`~ean_mm.models.EAN` accepts.
 OMEGA_FORMS = ('l2', 'l2_mean', 'l1_mean')
@@ -40,22 +40,16 @@ def resolve_omega(omega: Optional[str], l2_reduction: Optional[str]) -> str:
     return omega or alias or 'l2'
 
 
-def omega_scale(gamma: torch.Tensor, omega: str, eps: float) -> torch.Tensor:
-    """``r`` of the module docstring (a scalar tensor): ``omega = gamma * r``."""
+def omega_norm(gamma: torch.Tensor, omega: str, eps: float) -> torch.Tensor:
+    """The divisor (a scalar tensor): ``omega = gamma / omega_norm``."""
     if omega == 'l1_mean':
-        return 1.0 / (gamma.abs().mean() + eps)
-    squares = gamma * gamma
-    return torch.rsqrt((squares.sum() if omega == 'l2' else squares.mean()) + eps)
+        return gamma.abs().mean() + eps
+    squares = gamma.pow(2)
+    return torch.sqrt((squares.sum() if omega == 'l2' else squares.mean()) + eps)
 
 
 def omega_weights(gamma: torch.Tensor, omega: str, eps: float) -> torch.Tensor:
     """``omega`` for the ``K`` values of ``gamma``."""
-    return gamma * omega_scale(gamma, omega, eps)
-
-
-def omega_scale_grad(gamma: torch.Tensor, r: torch.Tensor, omega: str) -> torch.Tensor:
-    """``d r / d gamma_k`` for every ``k`` (for hand-written backward passes)."""
-    k = gamma.numel()
-    if omega == 'l1_mean':
-        return -(r * r) * torch.sign(gamma) / k
-    return -(1.0 if omega == 'l2' else 1.0 / k) * r ** 3 * gamma
+    # a division, not gamma * rsqrt(...): torch's TorchScript ONNX exporter folds the latter
+    # into a graph onnxruntime refuses (a Mul input that no node produces; torch 2.13)
+    return gamma / omega_norm(gamma, omega, eps)

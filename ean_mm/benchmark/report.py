@@ -1,0 +1,241 @@
+"""Rows of results and their reports: variant / plain-twin ratios (the median over rounds of
+the same-round ratio), the markdown tables, the targets and the method."""
+import statistics
+from typing import Dict, List, Optional
+
+import torch
+
+from ..paper import CLASSIFIERS
+from .options import Options
+from .profiling import PROFILE_CATEGORIES
+from .result import Result
+from .runtime import machine_info
+
+__all__ = ['METHOD', 'TABLE_COLUMNS', 'TARGETS', 'summarize', 'markdown', 'target_lines',
+           'onnxruntime_lines', 'profile_lines', 'summary_markdown']
+
+METHOD = """\
+* Params: all parameters. FLOPs: mmengine `FlopAnalyzer`, one image, one multiply-add = 1 FLOP,
+  elementwise ops (sigmoid, products, adds) not counted; EAN traces as its export form, whose
+  instance norm is counted like the GroupNorm of its reference path (5 FLOPs/element, mmengine's
+  norm rule).
+* Inference: eval mode, `torch.no_grad()`, batch B of random images; images/s = B / median
+  batch time.
+* Training step: train mode, forward + loss (cross-entropy for classifiers, the detector's own
+  losses for detectors) + backward + SGD step (momentum 0.9, weight decay 1e-4).
+* Runs are interleaved: each round times every model of a family once, in order (the plain twin
+  first); a ratio is the median over rounds of variant time / plain-twin time *in the same
+  round*, so slow phases of a shared machine hit both sides of a ratio. Times are medians over
+  rounds. Warm-up iterations are excluded.
+* Peak training memory: a fresh process per model. CUDA: `torch.cuda.max_memory_allocated`
+  over the measured training steps. CPU: the resident set's high-water mark (`VmHWM`, reset via
+  `/proc/self/clear_refs`) during the measured steps minus the resident set just before them,
+  plus the bytes of the persistent training state (parameters, buffers, optimizer state), with
+  glibc returning every allocation >= 64 KiB to the system when freed
+  (`MALLOC_MMAP_THRESHOLD_=65536`) so that the resident set follows live tensor memory rather
+  than the allocator's cache. Warm-up steps run before the measured ones.
+* CPU runs flush denormals to zero (`torch.set_flush_denormal(True)`), as the training tools do.
+* `bf16` settings: inference and training steps under `torch.autocast(dtype=torch.bfloat16)`.
+"""
+
+TABLE_COLUMNS = ['model', 'B', 'Params', 'FLOPs', 'infer img/s', 'infer ms/batch',
+                 'infer ratio', 'train ms/step', 'train ratio', 'peak train MB', 'mem ratio',
+                 'paper Params', 'paper FLOPs', 'paper FPS', 'paper ratio']
+
+#: EAN / plain twin limits: (inference, training step, peak training memory).
+TARGETS = {'ResNet-50': (1.05, 1.08, 1.10), 'MobileNeXt': (1.10, 1.12, 1.10)}
+
+
+def _ratio_series(res: Result, twin: Result, key: str) -> List[float]:
+    a, b = getattr(res, key), getattr(twin, key)
+    return [x / y for x, y in zip(a, b) if y > 0]
+
+
+def _ms(seconds: Optional[float]) -> Optional[float]:
+    return None if seconds is None else seconds * 1e3
+
+
+def summarize(results: Dict[str, Result]) -> List[dict]:
+    """One row per model: medians in ms, images/s, ratios to the plain twin with their min-max,
+    the paper's Table 3 figures."""
+    rows = []
+    for name, res in results.items():
+        twin = results.get(res.spec.twin) if res.spec.twin else None
+        row = dict(name=name, label=res.spec.label, family=res.spec.family,
+                   attention=res.spec.attention, twin=res.spec.twin, batch=res.batch_size,
+                   params=res.params, flops=res.flops, flops_note=res.flops_note,
+                   infer_ms=_ms(res.median('infer_s')), train_ms=_ms(res.median('train_s')),
+                   ean_layers=res.ean_layers, peak_mb=res.memory.get('peak_mb'),
+                   state_mb=res.memory.get('state_mb'), rounds=len(res.infer_s),
+                   profile=res.profile, ort_ms=_ms(res.median('ort_s')),
+                   infer_s=res.infer_s, train_s=res.train_s, ort_s=res.ort_s)
+        med = res.median('infer_s')
+        row['img_s'] = res.batch_size / med if med else None
+        if twin is not None:
+            for key, short in (('infer_s', 'infer'), ('train_s', 'train'), ('ort_s', 'ort')):
+                series = _ratio_series(res, twin, key)
+                if series:
+                    row[f'{short}_ratio'] = statistics.median(series)
+                    row[f'{short}_ratio_range'] = (min(series), max(series))
+            if row['peak_mb'] and twin.memory.get('peak_mb'):
+                row['mem_ratio'] = row['peak_mb'] / twin.memory['peak_mb']
+        paper = res.spec.paper
+        if paper is not None:
+            row['paper'] = dict(params=f'{paper.params_m:.2f}M', flops=paper.flops,
+                                fps=paper.fps)
+            twin_paper = CLASSIFIERS[res.spec.twin].paper if res.spec.twin in CLASSIFIERS \
+                else None
+            if twin_paper is not None:
+                row['paper_ratio'] = twin_paper.fps / paper.fps
+        rows.append(row)
+    return rows
+
+
+def _fmt_count(n: Optional[float]) -> str:
+    if n is None:
+        return '-'
+    for unit, div in (('G', 1e9), ('M', 1e6), ('K', 1e3)):
+        if abs(n) >= div:
+            return f'{n / div:.2f}{unit}'
+    return str(n)
+
+
+def _f(v: Optional[float], fmt: str, none: str = '-') -> str:
+    return none if v is None else format(v, fmt)
+
+
+def _ratio_cell(row: dict, key: str) -> str:
+    if key not in row:
+        return '1 (twin)' if row['twin'] is None else '-'
+    rng = row.get(f'{key}_range')
+    text = f'**{row[key]:.3f}**'
+    if rng:
+        text += f' ({rng[0]:.2f}-{rng[1]:.2f})'
+    return text
+
+
+def markdown(rows: List[dict], opts: Options, info: Dict[str, str], command: str) -> str:
+    """The report of one setting: machine, command, the table, targets, optional onnxruntime
+    and profile sections, method."""
+    mode = f'EAN `{opts.ean_impl}`' + (', bf16 autocast' if opts.amp else '')
+    out = [f'# EAN speed / memory benchmark ({mode}, {opts.img_size}x{opts.img_size}, '
+           f'{info["device"]})', '']
+    out += [f'- {k}: {v}' for k, v in info.items()]
+    out += [f'- command: `{command}`',
+            f'- settings: rounds {opts.rounds} (interleaved), warm-up {opts.warmup}, '
+            f'{opts.iters} iteration(s) per model per round, threads '
+            f'{opts.threads or "default"}, memory: {opts.mem_steps} measured step(s) after '
+            f'{max(opts.warmup, 1)} warm-up step(s), {opts.mem_repeats} fresh process(es) '
+            f'per model', '']
+    out += ['| ' + ' | '.join(TABLE_COLUMNS) + ' |', '|' + '---|' * len(TABLE_COLUMNS)]
+    for row in rows:
+        paper = row.get('paper') or {}
+        flops = _fmt_count(row['flops']) + ('*' if row['flops_note'] else '')
+        out.append('| ' + ' | '.join([
+            row['label'], str(row['batch']), _fmt_count(row['params']), flops,
+            _f(row['img_s'], '.1f'), _f(row['infer_ms'], '.1f'), _ratio_cell(row, 'infer_ratio'),
+            _f(row['train_ms'], '.1f'), _ratio_cell(row, 'train_ratio'),
+            _f(row['peak_mb'], '.0f'),
+            _f(row.get('mem_ratio'), '.3f', '1 (twin)' if row['twin'] is None else '-'),
+            paper.get('params', '-'), paper.get('flops', '-'), str(paper.get('fps', '-')),
+            _f(row.get('paper_ratio'), '.2f', '1' if paper and row['twin'] is None else '-'),
+        ]) + ' |')
+    out += ['', 'Ratios are variant / plain twin (lower is better; latency for inference), the '
+            'median over rounds of the same-round ratio, with its min-max over rounds in '
+            'brackets. "paper ratio" is the latency ratio implied by the paper\'s FPS column '
+            '(plain FPS / variant FPS). Paper columns: EAN paper (Li, Li & Wen, AAAI 2024), '
+            'Table 3, ImageNet-1K classifiers at 224x224 (hardware not stated there).']
+    if any(r['flops_note'] for r in rows):
+        out += ['', '\\* ' + '; '.join(sorted({f"{r['label']}: {r['flops_note']}"
+                                                for r in rows if r['flops_note']}))]
+    out += ['', '## Targets (EAN vs plain twin)', '']
+    out += target_lines(rows) + ['']
+    if any(row.get('ort_ms') for row in rows):
+        out += onnxruntime_lines(rows)
+    if any(row.get('profile') for row in rows):
+        out += profile_lines(rows, opts)
+    out += ['## Method', '', METHOD]
+    return '\n'.join(out) + '\n'
+
+
+def onnxruntime_lines(rows: List[dict]) -> List[str]:
+    """The onnxruntime section: its times and ratios beside PyTorch's."""
+    out = ['## onnxruntime inference (the deployment cost)', '',
+           'Each model exported to ONNX (detectors as tools/deployment/export_onnx.py exports '
+           'them: box decoding and NMS included) and run by onnxruntime on the CPU, same batch, '
+           'rounds interleaved as above; PyTorch columns from the table above.', '',
+           '| model | B | onnxruntime ms/batch | onnxruntime ratio | PyTorch ms/batch '
+           '| PyTorch ratio |', '|' + '---|' * 6]
+    for row in rows:
+        out.append(f"| {row['label']} | {row['batch']} | {_f(row.get('ort_ms'), '.1f')} | "
+                   f"{_ratio_cell(row, 'ort_ratio')} | {_f(row['infer_ms'], '.1f')} | "
+                   f"{_ratio_cell(row, 'infer_ratio')} |")
+    return out + ['']
+
+
+def profile_lines(rows: List[dict], opts: Options) -> List[str]:
+    """The profile section: ms per iteration by category, each model and mode."""
+    cats = list(PROFILE_CATEGORIES)
+    unit = 'device' if opts.device == 'cuda' else 'CPU'
+    out = [f'## Profile (torch.profiler, self {unit} time per iteration, ms)', '',
+           f'{opts.profile} iteration(s) per model and mode after the timed rounds; every '
+           'event\'s self time goes to the outermost recognised op around it (EAN = everything '
+           'under EAN\'s kernel ops and its BatchNorm+EAN autograd step, forward and backward). '
+           f'Top-op tables: `{opts.name}_profile_<model>_<mode>.txt`.', '',
+           '| model | mode | ' + ' | '.join(cats) + ' | total |', '|' + '---|' * (len(cats) + 3)]
+    for row in rows:
+        for mode, cat_ms in (row.get('profile') or {}).items():
+            out.append(f"| {row['label']} | {mode} | " + ' | '.join(
+                f'{cat_ms[c]:.1f}' for c in cats) + f' | {sum(cat_ms.values()):.1f} |')
+    return out + ['']
+
+
+def target_lines(rows: List[dict]) -> List[str]:
+    """Per EAN model: its ratios against :data:`TARGETS` and against SE / CA."""
+    by_family: Dict[str, Dict[str, dict]] = {}
+    for row in rows:
+        by_family.setdefault(row['family'], {})[row['attention']] = row
+    lines = []
+    for family, members in by_family.items():
+        ean = members.get('EAN')
+        if ean is None:
+            continue
+        checks = []
+        limits = zip(('infer_ratio', 'train_ratio', 'mem_ratio'),
+                     TARGETS.get(family, (None, ) * 3),
+                     ('inference latency', 'training step', 'peak training memory'))
+        for key, limit, what in limits:
+            if key in ean and limit is not None:
+                ok = ean[key] <= limit
+                checks.append(f"{what} {ean[key]:.3f}x (target <= {limit:.2f}x: "
+                              f"{'met' if ok else 'NOT met'})")
+            elif key in ean:
+                checks.append(f'{what} {ean[key]:.3f}x')
+            for other in ('SE', 'CA'):
+                if key in ean and other in members and key in members[other]:
+                    ok = ean[key] < members[other][key]
+                    checks.append(f"{what} vs {other} {members[other][key]:.3f}x: "
+                                  f"{'cheaper' if ok else 'NOT cheaper'}")
+        lines.append(f"- {ean['label']}: " + '; '.join(checks))
+    return lines or ['- (no EAN model in this run)']
+
+
+def summary_markdown(all_rows: Dict[str, List[dict]], opts: Options, command: str) -> str:
+    """The variant / plain ratios of every setting in one table, with the targets."""
+    out = [f'# EAN benchmark summary (EAN `{opts.ean_impl}`, {opts.img_size}x{opts.img_size})',
+           '', f'- command: `{command}`', f"- date: {machine_info(torch.device('cpu'))['date']}",
+           f'- one report per setting: `{opts.name}-<setting>.md`', '',
+           '| setting | model | infer ratio | train ratio | mem ratio | infer ms | train ms |',
+           '|' + '---|' * 7]
+    for label, rows in all_rows.items():
+        for row in rows:
+            if row['twin'] is None:
+                continue
+            out.append(f"| {label} | {row['label']} | {_ratio_cell(row, 'infer_ratio')} | "
+                       f"{_ratio_cell(row, 'train_ratio')} | "
+                       f"{_f(row.get('mem_ratio'), '.3f')} | {_f(row['infer_ms'], '.1f')} | "
+                       f"{_f(row['train_ms'], '.1f')} |")
+    out += ['', '## Targets', '']
+    for label, rows in all_rows.items():
+        out += [f'{label}:'] + target_lines(rows) + ['']
+    return '\n'.join(out) + '\n'

@@ -1,0 +1,29 @@
+"""The measurements of one model."""
+import statistics
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .twins import ModelSpec
+
+__all__ = ['Result']
+
+
+@dataclass
+class Result:
+    """Params, FLOPs, per-round times (s), memory and profile of one model."""
+    spec: ModelSpec
+    batch_size: int
+    params: int = 0
+    flops: Optional[int] = None
+    flops_note: str = ''
+    infer_s: List[float] = field(default_factory=list)
+    train_s: List[float] = field(default_factory=list)
+    memory: dict = field(default_factory=dict)
+    ean_layers: int = 0
+    profile: dict = field(default_factory=dict)
+    ort_s: List[float] = field(default_factory=list)
+
+    def median(self, key: str) -> Optional[float]:
+        """Median of the series ``key`` (``None`` if empty)."""
+        values = getattr(self, key)
+        return statistics.median(values) if values else None

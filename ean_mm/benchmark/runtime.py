@@ -1,0 +1,61 @@
+"""The process a benchmark runs in: threads, denormals, the machine's description, progress
+lines on stderr."""
+import datetime
+import os
+import platform
+import sys
+from typing import Dict, Optional
+
+import torch
+
+__all__ = ['setup_runtime', 'machine_info', 'log']
+
+
+def setup_runtime(device: str, threads: Optional[int]) -> None:
+    """``torch.set_num_threads(threads)`` (if given); on CPU, flush denormals to zero."""
+    if threads:
+        torch.set_num_threads(threads)
+    if device == 'cpu':
+        torch.set_flush_denormal(True)
+
+
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: torch.device) -> Dict[str, str]:
+    """Date, host, CPU, threads, versions, device and load average, as the reports show them."""
+    import mmcv
+    import mmdet
+    import mmengine
+    import mmpretrain
+    info = {
+        'date': datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z'),
+        'host': platform.node(),
+        'cpu': f'{_cpu_model()} ({os.cpu_count()} logical CPUs visible)',
+        'torch threads': str(torch.get_num_threads()),
+        'python': platform.python_version(),
+        'versions': (f'torch {torch.__version__}, mmengine {mmengine.__version__}, '
+                     f'mmcv {mmcv.__version__}, mmdet {mmdet.__version__}, '
+                     f'mmpretrain {mmpretrain.__version__}'),
+        'device': 'cpu',
+    }
+    if device.type == 'cuda':
+        info['device'] = f'cuda: {torch.cuda.get_device_name(device)}'
+    try:
+        info['load average (start)'] = ', '.join(f'{v:.2f}' for v in os.getloadavg())
+    except OSError:
+        pass
+    return info
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr."""
+    print(msg, file=sys.stderr, flush=True)

@@ -1,0 +1,35 @@
+"""Interleaved timing: each round times every model of a family once, in order (the plain twin
+first), so that slow phases of a shared machine hit both sides of a ratio."""
+from typing import Dict, List, Sequence
+
+from .result import Result
+from .runtime import log
+from .workload import Bench
+
+__all__ = ['warm_up', 'interleaved_rounds']
+
+
+def warm_up(benches: Sequence[Bench], iterations: int) -> None:
+    """``iterations`` untimed inference batches, then training steps, one model after the
+    other."""
+    for bench in benches:
+        for mode, fn in (('infer', bench.infer), ('train', bench.train_step)):
+            for i in range(iterations):
+                t = bench.timed(fn)
+                log(f'[{bench.spec.family}] warm-up {bench.spec.label} {mode} '
+                    f'{i + 1}/{iterations}: {t * 1e3:.0f} ms')
+
+
+def interleaved_rounds(benches: Sequence[Bench], results: Dict[str, Result], rounds: int,
+                       iters: int) -> None:
+    """Append one inference and one training time per round to each model's ``infer_s`` and
+    ``train_s`` (seconds, the mean of ``iters`` calls)."""
+    for r in range(rounds):
+        parts: List[str] = []
+        for mode in ('infer', 'train'):
+            for bench in benches:
+                fn = bench.infer if mode == 'infer' else bench.train_step
+                t = bench.timed(fn, iters)
+                getattr(results[bench.spec.name], f'{mode}_s').append(t)
+                parts.append(f'{bench.spec.name} {mode} {t * 1e3:.0f}')
+        log(f'[{benches[0].spec.family}] round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')
