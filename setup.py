@@ -76,9 +76,22 @@ setup(
     install_requires=['mmengine>=0.10.0,<1.0', 'mmdet>=3.3.0,<3.4', 'mmpretrain>=1.2.0,<1.3'],
     # cam: tools/analysis/gradcam.py (class activation maps); deploy: tools/deployment (ONNX
     # export needs onnx and onnxscript, torch's exporter; onnxruntime runs the files);
-    # tools/setup_env.sh installs both
+    # analysis: mmdet's own tools/analysis_tools run on our configs (benchmark.py imports
+    # psutil, analyze_logs.py seaborn; mmdet's package does not require them);
+    # tools/setup_env.sh installs all three
+    # mim: what openmim 0.3.9 (`mim search` / `mim train` / `mim test`, model-index.yml read
+    # back by the tests) imports; modelindex is the loader `mim search` calls. openmim itself is
+    # installed by tools/setup_env.sh with --no-deps: its requirement opendatalab pulls openxlab,
+    # which pins setuptools~=60.2, requests~=2.28, rich~=13.4, tqdm~=4.65 and filelock~=3.14
+    # (pip downgrades them; torch needs setuptools>=77) and which mim never imports. click<8.3:
+    # openmim's CustomCommand.parse_args is a copy of click's from before 8.3, so with click>=8.3
+    # every unset option reaches mim as a Sentinel (`mim train --launcher slurm` fails on
+    # srun_args.split).
     extras_require={'tests': ['pytest'], 'cam': ['grad-cam==1.5.7'],
-                    'deploy': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0']},
+                    'deploy': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0'],
+                    'analysis': ['psutil==7.2.2', 'seaborn==0.13.2'],
+                    'mim': ['model-index==0.1.11', 'click>=8,<8.3', 'pandas', 'requests',
+                            'rich', 'tabulate', 'colorama']},
     license='Apache-2.0',
     **extension_args,
 )

@@ -1,7 +1,8 @@
 # Faster R-CNN with EAN-ResNet-50 on COCO 2017 (paper Table 5: 41.7M, mAP 38.4).
 # Same training as its twin faster_rcnn_r50_coco.py; only the backbone differs.
-# The twin's torchvision://resnet50 starts EAN-ResNet-50 as the plain network, exactly (README,
-# "Which weights to start from"). The paper's protocol, an EAN ImageNet checkpoint instead:
+# The twin's torchvision://resnet50 starts EAN-ResNet-50 as the plain network, exactly
+# (docs/weights.md, "Which weights to start from"). The paper's protocol, an EAN ImageNet
+# checkpoint instead:
 #   --cfg-options model.backbone.init_cfg.checkpoint=checkpoints/ean_r50_in1k.pth \
 #                 model.backbone.init_cfg.prefix=backbone.
 _base_ = './faster_rcnn_r50_coco.py'

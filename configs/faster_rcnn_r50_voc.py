@@ -1,7 +1,7 @@
 # Faster R-CNN R50-FPN on PASCAL VOC with the EAN paper's schedule; the baseline of
 # faster_rcnn_ean_r50_voc.py.
 # Protocol (paper Table 4): train on VOC2007 trainval + VOC2012 train, evaluate on VOC2012 val
-# with VOC2012's area AP. Classic VOC2007 test: see README.md ("PASCAL VOC").
+# with VOC2012's area AP. Classic VOC2007 test: see docs/voc.md.
 _base_ = [
     'mmdet::pascal_voc/faster-rcnn_r50_fpn_1x_voc0712.py',
     './_base_/paper_detection_schedule.py',

@@ -12,7 +12,7 @@ model = dict(
         type='ean_mm.MobileNeXt',
         # Stage outputs at strides 16 and 32 (384 and 1280 channels), as mmdet's SSDLite takes
         # MobileNetV2's. The authors' SSDLite taps inside blocks instead (576 and 1280 channels):
-        # out_indices=(5, 7), out_tap='pre_dw' (README, "SSDLite taps").
+        # out_indices=(5, 7), out_tap='pre_dw' (docs/backbones.md, "SSDLite taps").
         out_indices=(4, 7),
         norm_cfg=dict(type='BN', eps=0.001, momentum=0.03),
         # The authors' ImageNet weights, converted by tools/model_converters/mobilenext_official.py

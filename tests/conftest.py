@@ -46,7 +46,11 @@ def run_tool(*args: str, env: Optional[Dict[str, str]] = None, check: bool = Tru
     return proc
 
 
-#: The file ``torchvision://resnet50`` names (mmengine's table), in torch's cache.
+#: The file ``torchvision://resnet50`` names (mmengine's table), in torch's cache. Source:
+#: mmengine 0.10.7 (installed) ``mmengine/hub/torchvision_0.12.json`` (``"resnet50"``), which its
+#: ``runner/checkpoint.py`` ``get_torchvision_models`` reads for torchvision >= 0.13; the same URL
+#: is ``ResNet50_Weights.IMAGENET1K_V1`` in torchvision 0.28.0
+#: (git 8fb87713a24951e639c494b0f2a8a81b5f8e33a6) ``torchvision/models/resnet.py``.
 TORCHVISION_R50 = 'resnet50-0676ba61.pth'
 
 
@@ -73,7 +77,14 @@ def randomised(state: Dict[str, torch.Tensor], seed: int = 0) -> Dict[str, torch
 def public_weights(tmp_path_factory) -> Dict[str, Path]:
     """``torch_home``: a TORCH_HOME whose cache holds torchvision's ResNet-50 (what
     ``torchvision://resnet50`` loads); ``torchvision_r50``: that file; ``mobilenext``: the
-    MobileNeXt authors' checkpoint converted by tools/model_converters/mobilenext_official.py."""
+    MobileNeXt authors' checkpoint converted by tools/model_converters/mobilenext_official.py.
+
+    The ResNet-50 file is ``torchvision.models.resnet50().state_dict()`` of the installed class
+    (structure: pytorch/vision ``torchvision/models/resnet.py`` @
+    f50e776b051ddf007b90d7bc8f70b0708c12d008), a bare state dict as torchvision publishes it
+    (``_resnet`` loads the downloaded object with ``model.load_state_dict``). Not verified:
+    whether the published resnet50-0676ba61.pth holds the 53 ``num_batches_tracked`` buffers
+    that this file has."""
     import torchvision
     from reference_mobilenext import official_state_dict
     home = tmp_path_factory.mktemp('torch_home')

@@ -81,6 +81,10 @@ def small_run_options(config: str, data_root: Path, iters: int = 1,
 
 
 def last_iteration(checkpoint: Path) -> int:
+    """``meta['iter']`` of a checkpoint tools/train.py saved: iterations done (by_epoch=False:
+    ``self.iter + 1``). Source: open-mmlab/mmengine ``mmengine/runner/runner.py`` @
+    0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint`` (installed mmengine 0.10.7:
+    the same)."""
     return torch.load(checkpoint, map_location='cpu', weights_only=True)['meta']['iter']
 
 
@@ -100,3 +104,24 @@ def train_from_public_weights(config: str, data_root: Path, work: Path, public_w
     return out.stdout + out.stderr
 
 
+def fake_onnx_export(monkeypatch) -> None:
+    """Make ``ean_mm.deploy.export_onnx`` write a tiny valid file with the detector I/O names
+    (``input`` 1x3x4x4 -> ``dets``, ``labels``) instead of exporting: its own write path runs
+    (metadata, atomic write) in a second."""
+    import onnx.helper as helper
+    from onnx import TensorProto
+
+    import ean_mm.deploy.export as export
+    shape = [1, 3, 4, 4]
+    graph = helper.make_graph(
+        [helper.make_node('Identity', ['input'], ['dets']),
+         helper.make_node('Identity', ['input'], ['labels'])], 'g',
+        [helper.make_tensor_value_info('input', TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info('dets', TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info('labels', TensorProto.FLOAT, shape)])
+
+    class Program:
+        model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)])
+
+    monkeypatch.setattr(export, 'end2end_detector', lambda detector: detector)
+    monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: Program())

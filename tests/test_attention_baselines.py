@@ -149,6 +149,12 @@ def test_mobilenext_attention_cfg(name, cls, abbr):
 
 @LAYERS
 def test_pretrained_report_and_strict_for_attention_twins(name, cls, abbr, tmp_path):
+    """The checkpoint: a classifier's layout, ``{'state_dict': {'backbone.<key>': ...}}``
+    (open-mmlab/mmengine ``mmengine/runner/runner.py`` @ 0050ff70b73e047defe9db0c3bb01555038596b7
+    ``Runner.save_checkpoint``; ``backbone`` is mmpretrain's ``ImageClassifier`` attribute), the
+    keys those of the installed mmdet 3.3.0 ``ResNet`` class, which names its layers as
+    open-mmlab/mmpretrain ``mmpretrain/models/backbones/resnet.py`` @
+    df9eaeedf1f4a7aa39473dfee3e588bf8106c76e does (``conv1``, ``bn1``, ``layerN.M.*``)."""
     # A plain ResNet-18 checkpoint into the SE / CA twin: loads every ResNet tensor, names the
     # attention tensors it lacks, and strict=True refuses it (the path EAN backbones use too).
     plain = MMDET_MODELS.build(dict(type='mmdet.ResNet', depth=18))

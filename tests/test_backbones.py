@@ -1,4 +1,6 @@
 """EAN backbones: registries, plugin equivalence, shapes, freezing and parameter counts."""
+import re
+
 import pytest
 import torch
 from mmdet.registry import MODELS as MMDET_MODELS
@@ -84,8 +86,9 @@ def test_resnet18_ean_in_basic_blocks_and_zero_init():
     assert out[-1].shape == (1, 512, 1, 1)
 
 
-def test_resnet_groups_error_names_stage():
-    with pytest.raises(ValueError, match=r'EANResNet stage layer1 \(256 output channels\).*groups=48'):
+def test_resnet_groups_error_names_the_channels():
+    with pytest.raises(ValueError, match=r'EANResNet: EAN groups=48 .* EAN layers \(256, 512, '
+                       r'1024, 2048\); it does not divide 256, 512, 1024, 2048\. .*: 32 or 64'):
         EANResNet(depth=50, ean_groups=48)
 
 
@@ -98,11 +101,60 @@ def test_mobilenext_shapes_and_strides(widen, channels):
     assert [64 // o.shape[2] for o in outs] == [4, 4, 8, 16, 16, 32, 32, 32]
 
 
-def test_mobilenext_groups_error_names_block():
-    with pytest.raises(ValueError, match=r'block layer1\.0 \(96 output channels\).*groups=64'):
+def test_mobilenext_groups_error_names_the_channels():
+    with pytest.raises(ValueError, match=r'EANMobileNeXt: EAN groups=64 .*\(96, 144, 192, 288, '
+                       r'384, 576, 960, 1280\); it does not divide 96, 144, 288\. .*: 8 or 16'):
         EANMobileNeXt(ean_groups=64)
-    with pytest.raises(ValueError, match=r'block layer2\.0 \(72 output channels\).*groups=16'):
+    with pytest.raises(ValueError, match=r'it does not divide 72\. .*: 4 or 8 \(any divisor of 8'):
         EANMobileNeXt(ean_groups=16, widen_factor=0.5)
+
+
+def _ean_cfg(groups) -> dict:
+    return dict(type='EAN', groups=groups)
+
+
+#: Every backbone that builds EAN layers: ``groups -> cfg`` (mmdet registry).
+GROUP_BACKBONES = {
+    'EANResNet-50': lambda g: dict(type='ean_mm.EANResNet', depth=50, ean_groups=g),
+    'EANResNet-18': lambda g: dict(type='ean_mm.EANResNet', depth=18, ean_groups=g),
+    'EANMobileNeXt': lambda g: dict(type='ean_mm.EANMobileNeXt', ean_groups=g),
+    'EANMobileNeXt-0.5x': lambda g: dict(type='ean_mm.EANMobileNeXt', ean_groups=g,
+                                         widen_factor=0.5),
+    'EANMobileNetV2': lambda g: dict(type='ean_mm.EANMobileNetV2', ean_groups=g),
+    'AttentionMobileNetV2-depthwise': lambda g: dict(
+        type='ean_mm.AttentionMobileNetV2', attention_cfg=_ean_cfg(g),
+        attention_after='depthwise'),
+    'MobileNeXt+attention_cfg': lambda g: dict(type='ean_mm.MobileNeXt',
+                                               attention_cfg=_ean_cfg(g)),
+    'AttentionResNet+attention_cfg': lambda g: dict(type='ean_mm.AttentionResNet', depth=50,
+                                                    attention_cfg=_ean_cfg(g)),
+    'AttentionResNet+plugins': lambda g: dict(
+        type='ean_mm.AttentionResNet', depth=50,
+        plugins=[dict(cfg=dict(type='ean_mm.EAN', groups=g), position='after_conv3')]),
+    'AttentionResNet+plugins-after_conv2': lambda g: dict(
+        type='ean_mm.AttentionResNet', depth=50,
+        plugins=[dict(cfg=dict(type='ean_mm.EAN', groups=g), position='after_conv2',
+                      stages=(False, True, True, True))]),
+    'mmdet.ResNet+plugins': lambda g: dict(
+        type='mmdet.ResNet', depth=50,
+        plugins=[dict(cfg=dict(type='ean_mm.EAN', groups=g), position='after_conv3')]),
+}
+
+
+@pytest.mark.parametrize('name', list(GROUP_BACKBONES))
+@pytest.mark.parametrize('groups', [7, 48, 0])
+def test_groups_hint_fits_every_ean_layer(name, groups):
+    cfg = GROUP_BACKBONES[name]
+    with pytest.raises(ValueError, match=rf'groups={groups} must be') as err:
+        MMDET_MODELS.build(cfg(groups))
+    message = str(err.value)
+    hint = re.search(r'(?:divisor of \d+|divides them all): (\d+)(?: or (\d+))?', message)
+    assert hint, message
+    suggested = [int(v) for v in hint.groups() if v]
+    assert suggested and groups not in suggested
+    for value in suggested:  # was: a value that fails at a later block, whose hint fails again
+        net = MMDET_MODELS.build(cfg(value))
+        assert {m.groups for m in net.modules() if isinstance(m, EAN)} == {value}, message
 
 
 @pytest.mark.parametrize('cfg', [dict(type='ean_mm.EANResNet', depth=50),

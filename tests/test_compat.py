@@ -182,7 +182,16 @@ def _train_runner(work_dir: str, max_iters: int, resume: bool = False,
 
 @pytest.fixture(scope='module')
 def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Work dir of a finished ``TRAIN_ITERS``-iteration run (``iter_2.pth``, ``iter_4.pth``)."""
+    """Work dir of a finished ``TRAIN_ITERS``-iteration run (``iter_2.pth``, ``iter_4.pth``).
+
+    The checkpoints are the real Runner's; the entries the tests read (``meta['iter']``,
+    ``state_dict``, ``message_hub``, ``optimizer``, ``param_schedulers``) are those of
+    open-mmlab/mmengine ``mmengine/runner/runner.py`` @ 0050ff70b73e047defe9db0c3bb01555038596b7
+    ``Runner.save_checkpoint``; ``ema_state_dict`` (``module.<key>``, swapped with
+    ``state_dict``) is ``mmengine/hooks/ema_hook.py`` @ 4b9d59059f21110d8c90306c901d2819c02e4298
+    ``before_save_checkpoint``; ``HistoryBuffer`` pickles its statistics methods
+    (``builtins.getattr``) by ``mmengine/logging/history_buffer.py`` @
+    c9d8c463745a01ea0db79339b994613089bf7da8 ``__getstate__`` (installed 0.10.7: same layout)."""
     work_dir = str(tmp_path_factory.mktemp('toy_run'))
     _train_runner(work_dir, TRAIN_ITERS).train()
     assert osp.isfile(osp.join(work_dir, f'iter_{TRAIN_ITERS}.pth'))
@@ -196,7 +205,9 @@ def checkpoint(trained_dir: str) -> str:
 
 def _resumable_work_dir(checkpoint: str, work_dir: Path) -> str:
     """A fresh work dir from which ``Runner(resume=True)`` resumes ``checkpoint`` (the one named
-    in its ``last_checkpoint`` file), leaving the module's training run untouched."""
+    in its ``last_checkpoint`` file), leaving the module's training run untouched. File name and
+    content (the checkpoint's path): open-mmlab/mmengine ``mmengine/runner/checkpoint.py`` @
+    989bb497c5f3b1ece3031f377a117029eb671110 ``find_latest_checkpoint``."""
     (work_dir / 'last_checkpoint').write_text(shutil.copy(checkpoint, work_dir))
     return str(work_dir)
 
@@ -386,7 +397,8 @@ IMG_SIZE = 128
 @pytest.fixture(scope='module')
 def ssdlite_cfg() -> Config:
     """mmdet's SSDLite-MobileNetV2 config (``mmdet::ssd/...``); mmdet registered, default scope
-    mmdet."""
+    mmdet. Read from the installed mmdet 3.3.0 ``.mim/configs/ssd/`` (the file is the package's
+    own, not a copy)."""
     from mmdet.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     # `Config.fromfile` does not resolve `mmdet::` itself (only `_base_` and mmengine.hub do);

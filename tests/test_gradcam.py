@@ -49,7 +49,13 @@ def shape_image(folder, label: int, seed: int, size: int = SIZE):
 
 @pytest.fixture(scope='module')
 def classifier(tmp_path_factory):
-    """(config, checkpoint): EAN-ResNet-18 trained 30 steps on 24 generated shape images."""
+    """(config, checkpoint): EAN-ResNet-18 trained 30 steps on 24 generated shape images.
+
+    The checkpoint holds what a Runner checkpoint holds for inference: ``state_dict`` and
+    ``meta['dataset_meta']['classes']`` (open-mmlab/mmengine ``mmengine/runner/runner.py`` @
+    0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint``;
+    read so by open-mmlab/mmpretrain ``mmpretrain/apis/model.py`` @
+    6847d20d57689aa016b5860381312daa6e23b647 ``get_model``)."""
     folder = tmp_path_factory.mktemp('cam_cls')
     config = folder / 'ean_r18_shapes.py'
     config.write_text(CLASSIFIER_CFG.format(root=ROOT, size=SIZE, input=INPUT))
@@ -152,7 +158,9 @@ def test_detection_cams_for_both_detector_families(tmp_path, capsys):
 
 
 def _random_checkpoint(config: str, folder) -> str:
-    """A checkpoint of ``config``'s detector with its initial weights."""
+    """A checkpoint of ``config``'s detector with its initial weights, under ``state_dict`` as
+    open-mmlab/mmengine ``mmengine/runner/runner.py`` @
+    0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint`` saves it."""
     from mmdet.registry import MODELS
     path = folder / (osp.basename(config) + '.pth')
     if not path.exists():

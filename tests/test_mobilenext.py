@@ -338,8 +338,8 @@ def test_ssdlite_mobilenetv2_twin_changes_only_the_backbone():
 
 
 def test_readme_authors_taps_options_build_a_detector():
-    # The --cfg-options line of README.md ("SSDLite taps") is param_table's AUTHORS_TAPS.
-    readme = (ROOT / 'README.md').read_text()
+    # The --cfg-options line of docs/backbones.md ("SSDLite taps") is param_table's AUTHORS_TAPS.
+    readme = (ROOT / 'docs' / 'backbones.md').read_text()
     block = readme[readme.index('#### SSDLite taps'):readme.index('#### MobileNeXt ImageNet')]
     line = re.search(r'--cfg-options \\\n(.*?)\n```', block, re.S).group(1)
     parser = argparse.ArgumentParser()

@@ -53,7 +53,12 @@ def tiny_pretrain_options(data_root: Path):
 @pytest.fixture(scope='module')
 def pretrained(imagenet, tmp_path_factory):
     """name -> classifier checkpoint: the EAN ones after one iteration of tools/train.py; the
-    plain ResNet-50 (stock mmpretrain training) built from its config with random weights."""
+    plain ResNet-50 (stock mmpretrain training) built from its config with random weights.
+
+    The plain one keeps the two entries of a Runner checkpoint that loading reads, ``meta`` and
+    ``state_dict`` (the model's own keys: ``backbone.*``, ``head.fc.*``); source:
+    open-mmlab/mmengine ``mmengine/runner/runner.py`` @
+    0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint``."""
     out = {}
     for name in ('ean_r50_in1k', 'ean_mobilenext_in1k'):
         work = tmp_path_factory.mktemp(name)

@@ -7,7 +7,9 @@
 #   torch 2.13.0 + torchvision 0.28.0   (kept if the base Python already has a working pair)
 #   mmengine 0.10.7, mmcv 2.1.0 (with compiled ops), mmdet 3.3.0, mmpretrain 1.2.0, pytest
 #   ean_mm (editable) and its CPU kernels ean_mm._C (compiled here)
-#   grad-cam (extra [cam]); onnx, onnxscript, onnxruntime (extra [deploy])
+#   grad-cam (extra [cam]); onnx, onnxscript, onnxruntime (extra [deploy]);
+#   psutil, seaborn (extra [analysis]: mmdet's own analysis tools import them)
+#   openmim 0.3.9 with --no-deps and what it imports (extra [mim]: mim search / train / test)
 #
 # Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
 # folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
@@ -23,8 +25,11 @@ TORCHVISION_PIN="torchvision==0.28.0"
 MMCV_VERSION="2.1.0"
 PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0" "pytest")
 # The optional extras (setup.py): [cam] for tools/analysis/gradcam.py, [deploy] for
-# tools/deployment (ONNX export and onnxruntime), and their tests.
-EXTRAS=("grad-cam==1.5.7" "onnx==1.23.2" "onnxscript==0.7.2" "onnxruntime==1.32.0")
+# tools/deployment (ONNX export and onnxruntime), and their tests; [analysis] for mmdet's
+# tools/analysis_tools (benchmark.py imports psutil, analyze_logs.py seaborn; mmdet's package
+# does not require them).
+EXTRAS=("grad-cam==1.5.7" "onnx==1.23.2" "onnxscript==0.7.2" "onnxruntime==1.32.0"
+        "psutil==7.2.2" "seaborn==0.13.2")
 
 log() { printf '[setup_env] %s\n' "$*"; }
 current_step="start"
@@ -79,8 +84,27 @@ PYEOF
 step "install mmengine, mmdet, mmpretrain, pytest"
 have "${PINS[@]}" || pip_install "${PINS[@]}"
 
-step "install the optional extras [cam] and [deploy]: grad-cam, onnx, onnxscript, onnxruntime"
+step "install the optional extras [cam], [deploy] and [analysis]: grad-cam, onnx, onnxscript, onnxruntime, psutil, seaborn"
 have "${EXTRAS[@]}" || pip_install "${EXTRAS[@]}"
+
+step "install openmim 0.3.9 and the extra [mim]: model-index, click<8.3, pandas, requests, ..."
+# Kept in step with setup.py's [mim]. openmim goes in with --no-deps: its requirement opendatalab
+# pulls openxlab, whose pins (setuptools~=60.2, requests~=2.28, ...) pip would downgrade the
+# stack to; mim never imports either. click<8.3: see setup.py.
+MIM_DEPS=("model-index==0.1.11" "click>=8,<8.3" "pandas" "requests" "rich" "tabulate" "colorama")
+"$PY" - <<'PYEOF' || pip_install "${MIM_DEPS[@]}"
+import sys
+from importlib.metadata import PackageNotFoundError, version
+try:  # exit 1 (install them) without a stack dump when one is missing or click is too new
+    ok = version('model-index') == '0.1.11' and (8, 0) <= tuple(
+        int(p) for p in version('click').split('.')[:2]) < (8, 3)
+    for name in ('pandas', 'requests', 'rich', 'tabulate', 'colorama'):
+        version(name)
+except PackageNotFoundError:
+    ok = False
+sys.exit(0 if ok else 1)
+PYEOF
+have "openmim==0.3.9" || pip_install --no-deps "openmim==0.3.9"
 
 step "install mmcv $MMCV_VERSION with compiled ops"
 if ! (have "mmcv==$MMCV_VERSION" && "$PY" -c "import mmcv.ops" >/dev/null 2>&1); then

@@ -15,9 +15,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
-from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
-                          explain_invalid_json, finish_distributed, flush_denormals_on_cpu,
-                          load_config, setup_cpu_distributed)
+from ean_mm.utils import (InputError, check_config_inputs, check_runner_checkpoint,
+                          exit_on_input_error, explain_invalid_json, finish_distributed,
+                          flush_denormals_on_cpu, load_config, setup_cpu_distributed)
 
 
 def parse_args() -> argparse.Namespace:
@@ -28,6 +28,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--out', help='dump predictions to a pickle file')
     parser.add_argument('--show-dir', help='save images with drawn predictions here '
                         '(relative to the run directory under work_dir, as in mmdet)')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help="test a checkpoint that leaves some of the model's weights "
+                        'unloaded (missing or of another shape: they keep their initial '
+                        'values); refused otherwise')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -60,10 +64,11 @@ def main() -> None:
     check_config_inputs(cfg, 'test')
 
     flush_denormals_on_cpu()
-    if args.launcher == 'pytorch':
+    if args.launcher in ('pytorch', 'slurm'):  # without CUDA: gloo (ean_mm.utils)
         setup_cpu_distributed(cfg)
     with explain_invalid_json(cfg, 'test'):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        check_runner_checkpoint(runner, args.allow_partial_load, '--allow-partial-load')
         if args.out is not None:
             if cfg.get('default_scope') == 'mmdet':
                 from mmdet.evaluation import DumpDetResults

@@ -13,9 +13,9 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
-from ean_mm.utils import (InputError, check_config_inputs, exit_on_input_error,
-                          explain_invalid_json, finish_distributed, flush_denormals_on_cpu,
-                          load_config, setup_cpu_distributed)
+from ean_mm.utils import (InputError, check_config_inputs, check_runner_checkpoint,
+                          exit_on_input_error, explain_invalid_json, finish_distributed,
+                          flush_denormals_on_cpu, load_config, setup_cpu_distributed)
 
 PRETRAIN_CONFIGS = Path(__file__).resolve().parents[1] / 'configs' / 'pretrain'
 
@@ -31,6 +31,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or without a path from the latest checkpoint '
                         'in the work directory')
+    parser.add_argument('--allow-partial-load', action='store_true',
+                        help="load or resume from a checkpoint that leaves some of the model's "
+                        'weights unloaded (missing or of another shape: they keep their '
+                        'initial values, e.g. load_from a detector with another number of '
+                        'classes); refused otherwise')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (e.g. '
                         'train_cfg.max_iters=100 model.backbone.init_cfg=None)')
@@ -46,7 +51,7 @@ def parse_args() -> argparse.Namespace:
 CONVERTED = {
     'mobilenext_in1k': "convert the MobileNeXt authors' ImageNet weights: python "
                        'tools/model_converters/mobilenext_official.py THEIR_FILE.pth {checkpoint} '
-                       '(README.md, "MobileNeXt ImageNet weights")',
+                       '(docs/weights.md)',
 }
 
 
@@ -60,8 +65,7 @@ def pretrain_hint(checkpoint: str) -> Optional[str]:
         return None
     return (f'produce it with ImageNet pretraining: python tools/train.py '
             f'configs/pretrain/{name}.py, then python tools/model_converters/ean_checkpoint.py '
-            f'backbone work_dirs/{name}/epoch_<N>.pth {checkpoint} (README.md, "Which weights '
-            f'to start from")')
+            f'backbone work_dirs/{name}/epoch_<N>.pth {checkpoint} (docs/weights.md)')
 
 
 def main() -> None:
@@ -81,10 +85,11 @@ def main() -> None:
     check_config_inputs(cfg, 'train', pretrain_hint)
 
     flush_denormals_on_cpu()
-    if args.launcher == 'pytorch':
+    if args.launcher in ('pytorch', 'slurm'):  # without CUDA: gloo (ean_mm.utils)
         setup_cpu_distributed(cfg)
     with explain_invalid_json(cfg, 'train'):
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
+        check_runner_checkpoint(runner, args.allow_partial_load, '--allow-partial-load')
         runner.train()
     finish_distributed()
 

@@ -1,7 +1,7 @@
 # MobileNeXt ImageNet-1k pretraining: the plain twin of ean_mobilenext_in1k.py. The network is the
 # MobileNeXt authors' (3,535,416 parameters, EAN paper Table 3: 3.54M) with their classifier
 # (dropout 0.2, linear); their published ImageNet weights convert into a checkpoint of this config
-# with tools/model_converters/mobilenext_official.py (README, "MobileNeXt ImageNet weights").
+# with tools/model_converters/mobilenext_official.py (docs/weights.md).
 # Paper (Implementation Details): lightweight networks use a cosine schedule and weight decay
 # 4e-5. Batch 256 and lr 0.045 come from mmpretrain's MobileNetV2 config; the paper gives no
 # other length, and a cosine schedule needs one: 200 epochs, our choice - long enough for a

@@ -13,10 +13,14 @@ from ..utils import InputError, load_config
 def init_model(config: str, checkpoint: str, device: str = 'cpu',
                cfg_options: Optional[dict] = None, strict: bool = False) -> nn.Module:
     """The model of ``config`` (with ``cfg_options``) holding ``checkpoint``'s weights
-    (weights-only load), in eval mode, with ``cfg``, ``classes`` and ``scope`` attached. With
-    ``strict``, a checkpoint that lacks or adds weights, or has other shapes, is refused."""
+    (weights-only load), in eval mode, with ``cfg``, ``classes`` and ``scope`` attached. A
+    checkpoint that leaves any weight unloaded (missing or of another shape) is refused
+    (:func:`~ean_mm.checkpoint.check_checkpoint_fits`); with ``strict``, one that holds more
+    tensors than the model too."""
     from mmengine.registry import MODELS, DefaultScope, init_default_scope
     from mmengine.runner import load_checkpoint
+
+    from ..checkpoint import check_checkpoint_fits
     if not osp.isfile(checkpoint):
         raise InputError(f'checkpoint not found: {checkpoint!r}')
     cfg = load_config(config, cfg_options)
@@ -26,13 +30,9 @@ def init_model(config: str, checkpoint: str, device: str = 'cpu',
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
     model = MODELS.build(cfg.model)
-    try:
-        meta = load_checkpoint(model, checkpoint, map_location='cpu', strict=strict,
-                               logger='silent')
-    except RuntimeError as err:  # strict: missing, unexpected or other-shaped weights
-        raise InputError(f'{checkpoint} does not fit {config}: {str(err).strip()[:1500]}\n'
-                         'Use the checkpoint trained with this config (or the config it was '
-                         'trained with).') from None
+    check_checkpoint_fits(model, checkpoint, f'the model of {config}',
+                          allow_unexpected=not strict)
+    meta = load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     classes = (meta.get('meta', {}).get('dataset_meta') or {}).get('classes')
     model.cfg, model.classes, model.scope = cfg, classes, scope
     return model.to(device).eval()

@@ -1,19 +1,20 @@
 """Reading and writing checkpoint files safely: ``weights_only`` loads, atomic saves."""
 import hashlib
-import os
 import os.path as osp
 import pickle
-import tempfile
 from collections import OrderedDict
 from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
 import torch
+import torch.nn as nn
 
 from ..utils.errors import InputError
+from ..utils.files import atomic_write
 from .safe_globals import allow_mmengine_checkpoint_globals
 
 __all__ = ['load_checkpoint_file', 'split_checkpoint', 'check_output_path', 'save_checkpoint',
-           'file_sha256', 'compact_tensor', 'plain_data', 'format_keys']
+           'file_sha256', 'compact_tensor', 'plain_data', 'format_keys', 'unloaded_tensors',
+           'check_checkpoint_fits']
 
 
 def format_keys(keys: Iterable[str], limit: int = 8) -> str:
@@ -38,8 +39,12 @@ def load_checkpoint_file(path: str) -> Any:
             'file holds Python objects beyond tensors and the types MMEngine writes; re-save its '
             'state dict (torch.save(model.state_dict(), ...)) where it was made.') from err
     except Exception as err:  # noqa: BLE001  (truncated, corrupt, not a torch file)
+        first = str(err).strip().split('. ')[0].splitlines()[0] if str(err).strip() else ''
         raise InputError(
-            f'{path}: cannot be read as a torch checkpoint: {type(err).__name__}: {err}') from err
+            f'{path}: cannot be read as a torch checkpoint ({osp.getsize(path)} bytes; '
+            f'{type(err).__name__}{": " + first if first else ""}): the file is truncated or '
+            'corrupt, or not a checkpoint. Copy or save it again, or give another file.'
+        ) from None
 
 
 def split_checkpoint(checkpoint: Any, source: str
@@ -49,7 +54,12 @@ def split_checkpoint(checkpoint: Any, source: str
 
     Accepts ``{'state_dict': sd, ...}`` (MMEngine), ``{'model': sd, ...}`` (torchvision's
     reference scripts) and a bare ``{name: tensor}`` dict; a ``module.`` prefix on every key
-    (DDP) is removed and noted.
+    (DDP) is removed and noted. Sources: open-mmlab/mmengine ``mmengine/runner/runner.py`` @
+    0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint`` (``meta``, ``state_dict``,
+    ...); pytorch/vision ``references/classification/train.py`` @
+    bde124ee2f3419fe31ad79c858af40206e8bf792 (``model``, ``optimizer``, ``lr_scheduler``,
+    ``epoch``, ``args``; its ``args`` Namespace makes :func:`load_checkpoint_file` refuse the
+    file until it is saved again).
     """
     if not isinstance(checkpoint, Mapping):
         raise InputError(f'{source}: expected a dict checkpoint, got {type(checkpoint).__name__}')
@@ -78,6 +88,58 @@ def split_checkpoint(checkpoint: Any, source: str
     return OrderedDict(state_dict), [str(k) for k in others], meta, notes
 
 
+def unloaded_tensors(model: nn.Module, state: Mapping[str, torch.Tensor]
+                     ) -> Tuple[List[str], List[str], List[str]]:
+    """``(missing, other shape, unexpected)`` for loading ``state`` into ``model``: its tensors
+    that ``state`` lacks (BatchNorm's ``num_batches_tracked`` counters aside: ``load_state_dict``
+    fills them in), those ``state`` holds with another shape (as ``key (shape vs shape)``), and
+    the keys of ``state`` that the model lacks."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith('num_batches_tracked')]
+    other_shape = [f'{k} ({tuple(state[k].shape)} vs {tuple(own[k].shape)})' for k in own
+                   if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    unexpected = [k for k in state if k not in own]
+    return missing, other_shape, unexpected
+
+
+def _read_any(path: str) -> Any:
+    """A local file by :func:`load_checkpoint_file`; a URL (``https://``, ``torchvision://``
+    ...) by mmengine's loaders, which keep it in torch's cache for the load that follows."""
+    if '://' not in path:
+        return load_checkpoint_file(path)
+    from mmengine.runner.checkpoint import _load_checkpoint
+    try:
+        return _load_checkpoint(path, map_location='cpu', logger='silent')
+    except OSError as err:  # URLError, HTTPError: no network or no such file there
+        raise InputError(f'{path}: could not be downloaded ({type(err).__name__}: {err}); '
+                         'without network, give a local copy of the file') from None
+
+
+def check_checkpoint_fits(model: nn.Module, path: str, target: str, override: str = '',
+                          allow_partial: bool = False, allow_unexpected: bool = True) -> None:
+    """Refuse the checkpoint file ``path`` for ``model`` (``target`` names the model in the
+    message) with one :class:`InputError` line when it cannot be read, or (unless
+    ``allow_partial``) leaves any of the model's tensors unloaded: missing or of another shape;
+    also for tensors the model lacks unless ``allow_unexpected``. ``override`` ends the message:
+    how to load it anyway (e.g. ``'; to load it anyway, add --allow-partial-load'``)."""
+    state, _, _, _ = split_checkpoint(_read_any(path), path)
+    if allow_partial:
+        return
+    missing, other_shape, unexpected = unloaded_tensors(model, state)
+    extra = (f'; it holds {len(unexpected)} tensors the model lacks '
+             f'({format_keys(unexpected, 4)})' if unexpected and not allow_unexpected else '')
+    if not missing and not other_shape and not extra:
+        return
+    total = len([k for k in model.state_dict() if not k.endswith('num_batches_tracked')])
+    found = [f'missing {format_keys(missing, 4)}' if missing else '',
+             f'of another shape {format_keys(other_shape, 3)}' if other_shape else '']
+    raise InputError(
+        f'{path} does not fit {target}: it leaves {len(missing) + len(other_shape)} of the '
+        f"model's {total} tensors unloaded ({'; '.join(f for f in found if f) or 'none'})"
+        f'{extra}. Use the checkpoint trained with this config (or the config it was trained '
+        f'with){override}.')
+
+
 def check_output_path(in_path: str, out_path: str, force: bool) -> None:
     """Refuse an output that is a folder, the input itself, or an existing file without
     ``force``."""
@@ -91,18 +153,10 @@ def check_output_path(in_path: str, out_path: str, force: bool) -> None:
 
 
 def save_checkpoint(checkpoint: dict, path: str) -> int:
-    """Write ``checkpoint`` to ``path`` (parents created, atomic replace); return its size."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp', dir=folder)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(checkpoint, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Write ``checkpoint`` to ``path`` (parents created, atomic replace, the umask's
+    permissions); return its size."""
+    with atomic_write(path) as f:
+        torch.save(checkpoint, f)
     return osp.getsize(path)
 
 

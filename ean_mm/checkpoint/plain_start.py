@@ -29,7 +29,13 @@ def ean_layers(module: nn.Module) -> List[str]:
 
 
 def _norm_before(block: nn.Module, name: str) -> Optional[str]:
-    """The norm layer whose output is the input of ``block.<name>``, if ean_mm knows it."""
+    """The norm layer whose output is the input of ``block.<name>``, if ean_mm knows it.
+
+    mmdet's ``Bottleneck`` (``with_plugins``, ``after_conv3_plugin_names``, ``norm3_name``; the
+    after_conv3 plugins run on ``norm3``'s output): open-mmlab/mmdetection
+    ``mmdet/models/backbones/resnet.py`` @ 7fb530c2ba8643bd363027f648f66c1b38ae781e; ResNeXt's
+    ``Bottleneck`` subclasses it (installed mmdet 3.3.0 ``mmdet/models/backbones/resnext.py``).
+    """
     if getattr(block, 'attention_name', None) == name:  # ean_mm's blocks
         return block.attention_norm
     if isinstance(block, Bottleneck) and block.with_plugins and \

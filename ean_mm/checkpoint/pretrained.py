@@ -114,6 +114,13 @@ def load_pretrained(module: nn.Module,
     if shape_mismatch:
         problems.append('shape mismatch ({}): {}'.format(len(shape_mismatch), format_keys(
             [f'{k} {a} vs {b}' for k, a, b in shape_mismatch], 20)))
+    if own and not loadable:  # not even a partial fit: another network, or the wrong prefix
+        raise InputError(
+            f'{source} holds none of the {len(own) - len(skipped)} tensors of '
+            f'{type(module).__name__} under their names and shapes (its keys: '
+            f"{format_keys(list(state), 3) or 'none'}): a checkpoint of another network, or the "
+            "wrong init_cfg prefix (e.g. prefix='backbone.' for a detector or classifier "
+            'checkpoint)')
     if problems and strict:
         raise InputError(
             summary + '\n  ' + '\n  '.join(problems) +

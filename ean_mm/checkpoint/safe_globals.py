@@ -6,6 +6,12 @@ numeric/bool dtype classes, numpy 1's and 2's ``multiarray._reconstruct`` and ``
 ``builtins.getattr`` bound to :func:`_history_buffer_statistic`, which resolves only
 ``HistoryBuffer.{min,max,current,mean}``. ``weights_only`` stays on; anything else is refused.
 How the list was found and why each entry is safe: ``docs/compat.md``.
+
+Sources (open-mmlab/mmengine): ``mmengine/runner/runner.py`` @
+0050ff70b73e047defe9db0c3bb01555038596b7 ``Runner.save_checkpoint`` (``message_hub`` entry);
+``mmengine/logging/history_buffer.py`` @ c9d8c463745a01ea0db79339b994613089bf7da8
+(``_set_default_statistics``, ``__getstate__``: the statistics methods are pickled, as
+``getattr(HistoryBuffer, name)`` under pickle protocol 2).
 """
 import pickle
 from typing import Callable, List, Tuple, Union

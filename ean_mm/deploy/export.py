@@ -1,21 +1,21 @@
 """A detector as an ONNX file: :func:`.end2end_detector` exported with torch's default (dynamo)
 exporter, :func:`.nms_mask` translated to ``NonMaxSuppression``, checked by ``onnx.checker``
 before it is written."""
+import json
 import math
-import os
-import os.path as osp
-import tempfile
 from typing import Tuple
 
 import torch
 from torch import nn
 
-from ..utils import InputError
+from ..utils import InputError, atomic_write
 from .end2end import end2end_detector
 from .nms_mask import onnx_translation_table
 
 INPUT_NAMES = ['input']
 OUTPUT_NAMES = ['dets', 'labels']
+#: Metadata key of the class names the detector was trained on (a JSON list).
+CLASSES_KEY = 'ean_mm.classes'
 
 
 def _pad_divisor(cfg) -> int:
@@ -52,7 +52,8 @@ def export_onnx(detector: nn.Module, path: str, shape: Tuple[int, int], batch_si
                 verbose: bool = False):
     """Write ``detector`` (an mmdet detector in eval mode) to ``path``: input ``input``
     ``(N, 3, H, W)`` float32, outputs ``dets (N, K, 5)`` and ``labels (N, K)``; ``N`` named
-    ``batch`` with ``dynamic_batch``. Returns the checked ``onnx.ModelProto``; nothing is
+    ``batch`` with ``dynamic_batch``; the detector's ``classes`` (if any) as metadata
+    ``ean_mm.classes``. Returns the checked ``onnx.ModelProto``; nothing is
     written on failure."""
     try:
         import onnx
@@ -75,14 +76,10 @@ def export_onnx(detector: nn.Module, path: str, shape: Tuple[int, int], batch_si
     if dynamic_batch and not batch_dim.dim_param:
         raise RuntimeError(f'the exported batch axis is fixed to {batch_dim.dim_value}, '
                            'not dynamic')
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix='.onnx', dir=folder)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    classes = getattr(detector, 'classes', None)  # init_model: the checkpoint's dataset_meta
+    if classes:  # tools/deployment/onnx_infer.py checks them against its config
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = CLASSES_KEY, json.dumps([str(c) for c in classes])
+    with atomic_write(path) as f:
+        onnx.save(proto, f)
     return proto

@@ -1,12 +1,13 @@
 """An exported detector in onnxruntime: batches of the data preprocessor's output, padded to the
 file's input size as the preprocessor pads (zeros after normalisation, bottom and right)."""
+import json
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from ..utils import InputError
-from .export import INPUT_NAMES, OUTPUT_NAMES
+from .export import CLASSES_KEY, INPUT_NAMES, OUTPUT_NAMES
 
 
 def onnx_session(path: str, threads: Optional[int] = None):
@@ -35,6 +36,10 @@ class OnnxDetector:
         if inputs != INPUT_NAMES or outputs != OUTPUT_NAMES:
             raise InputError(f'{path}: inputs {inputs} and outputs {outputs}, not the '
                              f'{INPUT_NAMES} -> {OUTPUT_NAMES} of tools/deployment/export_onnx.py')
+        meta = self.session.get_modelmeta().custom_metadata_map
+        #: The class names it was exported with (``None``: a file without them).
+        self.classes: Optional[Tuple[str, ...]] = (
+            tuple(json.loads(meta[CLASSES_KEY])) if CLASSES_KEY in meta else None)
         batch, _, height, width = self.session.get_inputs()[0].shape
         self.batch = batch if isinstance(batch, int) else None  # None: any batch size
         self.shape: Tuple[int, int] = (height, width)

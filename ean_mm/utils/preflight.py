@@ -1,19 +1,25 @@
-"""Checks of what a config points at, before a Runner is built.
+"""Checks of what a config points at, before a Runner is built (and of the checkpoint it will
+load, once it has built the model).
 
 A missing data root, annotation file or checkpoint otherwise surfaces as a stack dump from deep
-inside mmengine's lazy dataset or weight initialisation; these name the file, the config key
-that points at it, and the fix.
+inside mmengine's lazy dataset or weight initialisation, and a checkpoint of another model as a
+key-mismatch warning in the middle of the log; these name the file, the config key that points
+at it, and the fix.
 """
 import json
 import os.path as osp
 from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
 
 from .errors import InputError
 
-__all__ = ['check_config_inputs', 'explain_invalid_json', 'PRETRAINED_TYPES']
+if TYPE_CHECKING:
+    from mmengine.runner import Runner
+
+__all__ = ['check_config_inputs', 'check_runner_checkpoint', 'explain_invalid_json',
+           'PRETRAINED_TYPES']
 
 #: ``init_cfg`` types that load a checkpoint (mmengine's and ean_mm's).
 PRETRAINED_TYPES = ('Pretrained', 'ean_mm.Pretrained')
@@ -65,13 +71,14 @@ def _check_data(cfg: Config, mode: str) -> None:
         if data_root and not _is_remote(data_root) and not osp.isdir(data_root):
             raise InputError(
                 f'Data root not found: {data_root!r} ({name}.data_root, {ds.get("type")}). Put '
-                f'the data set there (layout in README.md, "Data") or point the config at it: '
+                f'the data set there (layout: docs/detection.md, "Data") or point the config at '
+                f'it: '
                 f'--cfg-options {name}.data_root=/path/to/data')
         path = _ann_path(ds)
         if path and not _is_remote(path) and not osp.isfile(path):
             raise InputError(
                 f'Annotation file not found: {path!r} ({name}.ann_file = {ds["ann_file"]!r} '
-                f'under data_root {data_root!r}). Check the data layout in README.md or '
+                f'under data_root {data_root!r}). Check the data layout in docs/detection.md or '
                 f'override: --cfg-options {name}.ann_file=...')
 
 
@@ -109,6 +116,28 @@ def check_config_inputs(cfg: Config, mode: str,
     load_from = cfg.get('load_from')
     if load_from and not _is_remote(load_from) and not osp.isfile(load_from):
         raise InputError(f'Checkpoint not found: {load_from!r}')
+
+
+def check_runner_checkpoint(runner: 'Runner', allow_partial: bool, flag: str) -> None:
+    """Before ``runner`` (a built mmengine ``Runner``) loads: refuse (:class:`InputError`) the
+    checkpoint it would load or resume from (``load_from``; with ``resume`` and no
+    ``load_from``, the work directory's latest) when the file cannot be read or, unless
+    ``allow_partial``, leaves any of the model's weights unloaded (mmengine's loader only
+    warns). ``flag`` is the tool's option that accepts a partial load."""
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import find_latest_checkpoint
+
+    from ..checkpoint import check_checkpoint_fits  # the checkpoint package imports this one
+    cfg = runner.cfg
+    path = cfg.get('load_from')
+    if cfg.get('resume') and not path:
+        path = find_latest_checkpoint(runner.work_dir)
+    if not path:
+        return
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    check_checkpoint_fits(model, path, f'the model of {cfg.filename}',
+                          f'; to load it anyway, leaving those at their initial values: {flag}',
+                          allow_partial=allow_partial)
 
 
 @contextmanager

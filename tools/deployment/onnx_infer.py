@@ -17,6 +17,7 @@ from mmengine.config import DictAction
 
 import ean_mm  # noqa: F401  (registers ean_mm's components)
 from ean_mm.apis import dataset_classes, test_pipeline
+from ean_mm.checkpoint import format_keys
 from ean_mm.deploy import OnnxDetector, detections_to_list
 from ean_mm.utils import InputError, exit_on_input_error, load_config
 
@@ -50,6 +51,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
     pipeline = Compose(test_pipeline(cfg))
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
     classes = dataset_classes(cfg) or ()
+    if detector.classes is not None and classes and tuple(classes) != detector.classes:
+        raise InputError(
+            f'{args.onnx} was exported for {len(detector.classes)} classes '
+            f'({format_keys(detector.classes, 3)}); the test data set of {args.config} has '
+            f'{len(classes)} ({format_keys(classes, 3)}). Give the config it was exported from.')
     visualizer = None
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)

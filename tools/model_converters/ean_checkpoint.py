@@ -11,7 +11,7 @@ training checkpoint (``meta``, ``state_dict``, ``optimizer``, ``message_hub``, .
 1 with an ``error:`` line and writes nothing. Written files hold only tensors and plain data.
 
 A plain checkpoint needs no conversion to start an EAN backbone: ``init_cfg=dict(type=
-'Pretrained', ...)`` starts it as the plain network (README, "Which weights to start from").
+'Pretrained', ...)`` starts it as the plain network (docs/weights.md).
 """
 import argparse
 import os.path as osp

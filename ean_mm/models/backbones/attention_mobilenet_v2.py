@@ -9,6 +9,7 @@ from torch.utils import checkpoint as cp
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
 from ..layers.attention import build_attention_layer, norm_and_attention
+from ..layers.ean_groups import checks_ean_groups
 
 __all__ = ['AttentionInvertedResidual', 'AttentionMobileNetV2', 'EANMobileNetV2']
 
@@ -83,6 +84,7 @@ class AttentionMobileNetV2(PretrainedLoadingMixin, MobileNetV2):
             ``init_cfg``); ``out_indices`` 0..7, 7 being ``conv2``.
     """
 
+    @checks_ean_groups  # one hint that fits every EAN layer
     def __init__(self, attention_cfg: Optional[dict] = None,
                  attention_after: AttentionAfter = 'expand', **kwargs) -> None:
         self.attention_cfg = attention_cfg  # read by make_layer during super().__init__

@@ -8,6 +8,7 @@ from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
 from ..layers.attention import (build_attention_layer, norm_and_attention,
                                 resolve_attention_cfg)
+from ..layers.ean_groups import checks_ean_groups
 
 
 class AttentionBasicBlock(BasicBlock):
@@ -103,6 +104,7 @@ class AttentionResNet(PretrainedLoadingMixin, ResNet):
         152: (AttentionBottleneck, (3, 8, 36, 3)),
     }
 
+    @checks_ean_groups  # one hint that fits every EAN layer
     def __init__(self,
                  depth: int,
                  attention_cfg: Optional[dict] = None,

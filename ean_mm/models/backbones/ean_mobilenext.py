@@ -14,7 +14,8 @@ class EANMobileNeXt(MobileNeXt):
 
     Args:
         ean_groups: EAN group count ``G`` (paper: 8 for lightweight models). Must divide the
-            channels of every block; the error names the block that it does not.
+            channels of every block (1.0x: a divisor of 16); the error names those it does not
+            divide and the counts that divide them all.
         ean_cfg: Further EAN arguments, e.g. ``dict(omega='l2_mean')``.
         **kwargs: Everything :class:`MobileNeXt` accepts except ``attention_cfg``.
     """

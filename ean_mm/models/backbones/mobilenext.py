@@ -13,6 +13,7 @@ from torch.utils import checkpoint as cp
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
 from ..layers.attention import build_attention_layer, norm_and_attention
+from ..layers.ean_groups import checks_ean_groups
 
 __all__ = ['SandglassBlock', 'MobileNeXt', 'sandglass_mid_channels']
 
@@ -165,6 +166,7 @@ class MobileNeXt(PretrainedLoadingMixin, BaseModule):
     arch_settings = [[2, 96, 1, 2], [6, 144, 1, 1], [6, 192, 3, 2], [6, 288, 3, 2],
                      [6, 384, 4, 1], [6, 576, 4, 2], [6, 960, 3, 1], [6, 1280, 1, 1]]
 
+    @checks_ean_groups  # one hint that fits every EAN layer
     def __init__(self,
                  widen_factor: float = 1.,
                  out_indices: Sequence[int] = (1, 2, 4, 7),
