@@ -120,7 +120,7 @@ class EAN(nn.Module):
             return self.forward_for_export(x)
         if self.implementation in BACKENDS:
             ag, sh0 = self.kernel_vectors(x.dtype)
-            return ean_forward(x, ag, sh0, self.gn.eps, self.implementation)[0]
+            return ean_forward(x, ag, sh0, self.gn.eps, backend=self.implementation)[0]
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
     def forward_for_export(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,13 +136,16 @@ class EAN(nn.Module):
         return x * torch.sigmoid(logits).reshape(n, c, h, w).to(x.dtype)
 
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``self(norm(x))``; for a ``BatchNorm2d`` in training with the kernels, as one
-        autograd step that keeps only ``x`` (which the norm keeps anyway) and recomputes the
-        norm's output in backward. Same forward values as ``self(norm(x))``. Not under a jit
-        trace (mmengine's FLOP counter) nor with hooks on either module (or global ones): those
-        see the two modules run, as two calls."""
+        """``self(norm(x))``; for a ``BatchNorm2d`` with the kernels, in one step: in training
+        mode, one autograd step that keeps only ``x`` (which the norm keeps anyway) and
+        recomputes the norm's output in backward; in eval mode (inference, ``norm_eval=True``)
+        the norm's affine step ``x * weight / sqrt(var + eps) + (bias - mean * ...)`` folded
+        into EAN's kernel, which reads ``x`` once and writes only EAN's output. Same values as
+        ``self(norm(x))`` up to rounding. Not under a jit trace (mmengine's FLOP counter) nor
+        with hooks on either module (or global ones): those see the two modules run, as two
+        calls."""
         if not (self.implementation in BACKENDS and type(norm) is nn.BatchNorm2d and
-                norm.affine and torch.is_grad_enabled() and not torch.compiler.is_compiling()
+                norm.affine and not torch.compiler.is_compiling()
                 and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing()
                 and not _hooked(norm, self)):
             return self(norm(x))
@@ -154,8 +157,13 @@ class EAN(nn.Module):
             if norm.momentum is None:
                 factor = 1.0 / float(norm.num_batches_tracked)
         bn_training = norm.training or (norm.running_mean is None and norm.running_var is None)
+        if bn_training and not torch.is_grad_enabled():
+            return self(norm(x))  # batch statistics without autograd: nothing to save
         use_running = not norm.training or norm.track_running_stats
         ag, sh0 = self.kernel_vectors(x.dtype)
+        if not bn_training and not torch.is_grad_enabled():  # inference: the norm folded in
+            aff_a, aff_b = _frozen_affine(norm, ag.dtype)
+            return ean_forward(x, ag, sh0, self.gn.eps, aff_a, aff_b, self.implementation)[0]
         return _BatchNormEAN.apply(
             x, norm.weight, norm.bias, ag, sh0, norm.running_mean if use_running else None,
             norm.running_var if use_running else None, bn_training, factor, norm.eps,
@@ -186,19 +194,35 @@ def set_ean_implementation(model: nn.Module, implementation: str) -> int:
     return len(layers)
 
 
+def _frozen_affine(norm: nn.BatchNorm2d, dtype: torch.dtype) -> Tuple[torch.Tensor,
+                                                                       torch.Tensor]:
+    """``(A, B)`` of an eval-mode norm, ``norm(x) = A[c] * x + B[c]``: ``A = weight /
+    sqrt(running_var + eps)``, ``B = bias - running_mean * A``."""
+    a = norm.weight.to(dtype) * torch.rsqrt(norm.running_var.to(dtype) + norm.eps)
+    return a, norm.bias.to(dtype) - norm.running_mean.to(dtype) * a
+
+
 class _BatchNormEAN(torch.autograd.Function):
-    """``EAN(BatchNorm2d(x))`` saving ``x``, the norm's statistics and EAN's per-plane ones;
-    backward: EAN's gradient with the norm's output recomputed from ``x`` inside the kernel,
-    then the norm's own backward (``native_batch_norm_backward``)."""
+    """``EAN(BatchNorm2d(x))`` saving ``x``, the norm's statistics and EAN's per-plane ones.
+    Forward: in training mode the norm's kernel (``native_batch_norm``), then EAN's; in eval
+    mode EAN's kernel alone with the norm's affine step folded in. Backward: EAN's gradient with
+    the norm's output recomputed from ``x`` inside the kernel, then the norm's own backward."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, ag, sh0, running_mean, running_var, bn_training, momentum,
                 eps, ean_eps, backend):
-        u, save_mean, save_invstd = torch.native_batch_norm(
-            x, weight, bias, running_mean, running_var, bn_training, momentum, eps)
-        y, mu, rstd = ean_forward(u, ag, sh0, ean_eps, backend)
-        # running statistics are read in backward only in eval mode (no update in between)
-        stats = (running_mean, running_var) if not bn_training else (None, None)
+        if bn_training:
+            u, save_mean, save_invstd = torch.native_batch_norm(
+                x, weight, bias, running_mean, running_var, bn_training, momentum, eps)
+            y, mu, rstd = ean_forward(u, ag, sh0, ean_eps, backend=backend)
+            stats = (None, None)
+        else:  # running statistics: no update in between, read again in backward
+            invstd = torch.rsqrt(running_var.to(ag.dtype) + eps)
+            aff_a = weight.to(ag.dtype) * invstd
+            aff_b = bias.to(ag.dtype) - running_mean.to(ag.dtype) * aff_a
+            y, mu, rstd = ean_forward(x, ag, sh0, ean_eps, aff_a, aff_b, backend)
+            save_mean, save_invstd = running_mean, invstd
+            stats = (running_mean, running_var)
         ctx.save_for_backward(x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, *stats)
         ctx.bn_training, ctx.eps, ctx.backend = bn_training, eps, backend
         return y
@@ -206,19 +230,35 @@ class _BatchNormEAN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, rm, rv = ctx.saved_tensors
-        if ctx.bn_training:
-            mean, invstd = save_mean, save_invstd
-        else:
-            mean, invstd = rm, torch.rsqrt(rv + ctx.eps)
+        mean, invstd = save_mean, save_invstd
         aff_a = (weight * invstd).to(ag.dtype)
         aff_b = (bias - mean * weight * invstd).to(ag.dtype)
         grad_u, sum_gz, sum_gz_xhat = ean_backward(grad_y.to(x.dtype), x, mu, rstd, ag, sh0,
                                                    aff_a, aff_b, ctx.backend)
         need = ctx.needs_input_grad
-        grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
-            grad_u, x, weight, rm, rv, save_mean, save_invstd, ctx.bn_training, ctx.eps,
-            [need[0], need[1], need[2]])
+        if ctx.bn_training:
+            grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+                grad_u, x, weight, rm, rv, save_mean, save_invstd, True, ctx.eps,
+                [need[0], need[1], need[2]])
+        else:  # u = A * x + B, A = weight * invstd, B = bias - mean * A
+            grad_x, grad_w, grad_b = _frozen_norm_backward(grad_u, x, weight.dtype, aff_a, mean,
+                                                           invstd, need)
         k = ag.numel()
         grad_ag = sum_gz_xhat.reshape(-1, k).sum(0)
         grad_sh0 = sum_gz.reshape(-1, k).sum(0)
         return (grad_x, grad_w, grad_b, grad_ag, grad_sh0) + (None, ) * 7
+
+
+def _frozen_norm_backward(grad_u: torch.Tensor, x: torch.Tensor, param_dtype: torch.dtype,
+                          aff_a: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, need):
+    """Gradients of ``u = weight * (x - mean) * invstd + bias`` with fixed ``mean``,
+    ``invstd``: ``d x = A * d u``, ``d weight = sum d u * (x - mean) * invstd``,
+    ``d bias = sum d u``."""
+    c = x.shape[1]
+    acc = aff_a.dtype
+    gu = grad_u.to(acc)
+    grad_x = (gu * aff_a.view(1, c, 1, 1)).to(x.dtype) if need[0] else None
+    grad_w = ((gu * (x.to(acc) - mean.to(acc).view(1, c, 1, 1))).sum(dim=(0, 2, 3))
+              * invstd).to(param_dtype) if need[1] else None
+    grad_b = gu.sum(dim=(0, 2, 3)).to(param_dtype) if need[2] else None
+    return grad_x, grad_w, grad_b

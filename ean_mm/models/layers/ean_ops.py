@@ -4,14 +4,19 @@ With ``z = ag * (u - mu) * rstd + sh0`` per ``(n, c)`` plane of ``u`` (``ag = a 
 ``sh0 = delta + a * beta``, ``a = alpha * omega``: EAN paper Eqns 5-8 folded; the caller computes
 the ``K``-vectors, so autograd carries their gradients back to gamma, beta, alpha, delta):
 
-* forward: ``y = u * sigmoid(z)``, and ``mu``, ``rstd`` of every plane;
+* forward: ``y = u * sigmoid(z)``, and ``mu``, ``rstd`` of every plane; with ``aff_a``,
+  ``aff_b`` given, EAN's input is ``v = aff_a[c] * u + aff_b[c]`` (a frozen norm's affine step,
+  folded in: ``u`` is read once and ``v`` never written), ``mu``, ``rstd`` those of ``v``;
 * backward: ``gz = gy * s * u * (1 - s)``; ``d sh0 = sum gz``, ``d ag = sum gz * uhat`` (over
   samples and groups), ``gu = gy * s + ag * rstd * (gz - Sz / M - uhat * Sx / M)``.
 
 Backends: ``'cpp'`` (``ean_mm._C``, one memory pass per plane, built by ``pip install -e .``),
 ``'triton'`` (CUDA; on CPU tensors only under ``TRITON_INTERPRET=1``), ``'torch'`` (PyTorch
-ops, everywhere). ``'auto'``: Triton on CUDA, the C++ kernel on CPU, or PyTorch ops with one
-warning where it is not built. Registered as custom ops with fake implementations, so that
+ops, everywhere, every dtype). ``'auto'``: Triton on CUDA for float32 / float16 / bfloat16,
+PyTorch ops for float64 (which the float32 kernels would round), the C++ kernel on CPU, or
+PyTorch ops with one warning where it is not built. Every backend reads a contiguous copy of
+other layouts (channels-last) and returns contiguous tensors; empty tensors (``N*C*H*W = 0``)
+return without a launch. Registered as custom ops with fake implementations, so that
 ``torch.compile`` and ``torch.export`` keep them as single nodes.
 """
 import warnings
@@ -37,13 +42,18 @@ def cpp_available() -> bool:
     return _C is not None
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend for ``backend`` on ``device``."""
+def resolve_backend(backend: str, device: torch.device,
+                    tensor: Optional[Tensor] = None) -> str:
+    """The concrete backend for ``backend`` on ``device``; with ``tensor`` (the input), the one
+    that serves it: ``'auto'`` gives CUDA inputs of dtypes the Triton kernels do not take
+    (:data:`TRITON_DTYPES`) to PyTorch ops."""
     if backend not in BACKENDS:
         raise ValueError(f'EAN backend must be one of {BACKENDS}, got {backend!r}')
     if backend != 'auto':
         return backend
     if device.type == 'cuda':
+        if tensor is not None and tensor.dtype not in TRITON_DTYPES:
+            return 'torch'
         if _triton_available():
             return 'triton'
         _warn_once('EAN: Triton is not installed; using PyTorch ops on CUDA, slower')
@@ -55,6 +65,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
                    'PyTorch ops, slower. Build it with a C++ compiler: '
                    'pip install --no-build-isolation -e .')
     return 'torch'
+
+
+#: Input dtypes of the Triton kernels (float32 arithmetic inside).
+TRITON_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def _warn_once(message: str) -> None:
@@ -91,9 +105,17 @@ def _coefficients(ag: Tensor, sh0: Tensor, mu: Tensor, rstd: Tensor, c: int):
     return scale.view(n, c, 1, 1), shift.view(n, c, 1, 1)
 
 
-def _torch_forward(u: Tensor, ag: Tensor, sh0: Tensor, eps: float):
-    acc = ag.dtype
-    uf = u.to(acc)
+def _affine(u: Tensor, aff_a: Optional[Tensor], aff_b: Optional[Tensor]) -> Tensor:
+    """``aff_a[c] * u + aff_b[c]`` (``u`` itself without them)."""
+    if aff_a is None:
+        return u
+    c = u.shape[1]
+    return torch.addcmul(aff_b.view(1, c, 1, 1), aff_a.view(1, c, 1, 1), u)
+
+
+def _torch_forward(u: Tensor, ag: Tensor, sh0: Tensor, eps: float, aff_a: Optional[Tensor],
+                   aff_b: Optional[Tensor]):
+    uf = _affine(u.to(ag.dtype), aff_a, aff_b)
     mu, rstd = _plane_moments(uf, eps)
     mu, rstd = mu.view(u.shape[:2]), rstd.view(u.shape[:2])
     scale, shift = _coefficients(ag, sh0, mu, rstd, u.shape[1])
@@ -105,9 +127,7 @@ def _torch_backward(gy: Tensor, u: Tensor, mu: Tensor, rstd: Tensor, ag: Tensor,
                     aff_a: Optional[Tensor], aff_b: Optional[Tensor]):
     acc = ag.dtype
     n, c = u.shape[:2]
-    uf = u.to(acc)
-    if aff_a is not None:
-        uf = torch.addcmul(aff_b.view(1, c, 1, 1), aff_a.view(1, c, 1, 1), uf)
+    uf = _affine(u.to(acc), aff_a, aff_b)
     m = u.shape[2] * u.shape[3]
     scale, shift = _coefficients(ag, sh0, mu, rstd, c)
     s = torch.sigmoid(torch.addcmul(shift, scale, uf))
@@ -128,30 +148,50 @@ def _check_triton(u: Tensor) -> None:
     if u.device.type != 'cuda' and os.environ.get('TRITON_INTERPRET', '0') != '1':
         raise RuntimeError("EAN implementation='triton' needs CUDA tensors (or TRITON_INTERPRET=1 "
                            f'to run the kernels on CPU, slowly); got a {u.device.type} tensor')
+    if u.dtype not in TRITON_DTYPES:
+        raise TypeError(f"EAN implementation='triton' takes {[str(d) for d in TRITON_DTYPES]} "
+                        f"inputs (float32 arithmetic), got {u.dtype}; use implementation='auto' "
+                        "(PyTorch ops for it) or 'torch'")
 
 
-def _forward_impl(u: Tensor, ag: Tensor, sh0: Tensor, eps: float, backend: str):
-    backend = resolve_backend(backend, u.device)
+def _cpp():
+    if _C is None:
+        raise RuntimeError(f'EAN backend cpp: ean_mm._C is not built ({_CPP_ERROR})')
+    return _C
+
+
+def _empty_forward(u: Tensor, ag: Tensor, eps: float):
+    """An empty input: no values, and the statistics of empty planes (mean 0, variance 0)."""
+    stats = u.new_zeros(u.shape[:2], dtype=ag.dtype)
+    return torch.empty_like(u, memory_format=torch.contiguous_format), stats, \
+        torch.full_like(stats, eps ** -0.5)
+
+
+def _forward_impl(u: Tensor, ag: Tensor, sh0: Tensor, eps: float, aff_a: Optional[Tensor],
+                  aff_b: Optional[Tensor], backend: str):
+    backend = resolve_backend(backend, u.device, u)
+    if u.numel() == 0:
+        return _empty_forward(u, ag, eps)
     u = u.contiguous()
     if backend == 'cpp':
-        if _C is None:
-            raise RuntimeError(f'EAN backend cpp: ean_mm._C is not built ({_CPP_ERROR})')
-        return tuple(_C.ean_forward(u, ag.contiguous(), sh0.contiguous(), eps))
+        v = _affine(u, aff_a, aff_b).to(u.dtype) if aff_a is not None else u
+        return tuple(_cpp().ean_forward(v, ag.contiguous(), sh0.contiguous(), eps))
     if backend == 'triton':
         _check_triton(u)
         from .ean_triton import triton_forward
-        return triton_forward(u, ag, sh0, eps)
-    return _torch_forward(u, ag, sh0, eps)
+        return triton_forward(u, ag, sh0, eps, aff_a, aff_b)
+    return _torch_forward(u, ag, sh0, eps, aff_a, aff_b)
 
 
 def _backward_impl(gy, u, mu, rstd, ag, sh0, aff_a, aff_b, backend):
-    backend = resolve_backend(backend, u.device)
+    backend = resolve_backend(backend, u.device, u)
+    if u.numel() == 0:
+        return torch.zeros_like(u, memory_format=torch.contiguous_format), \
+            torch.zeros_like(mu), torch.zeros_like(mu)
     gy, u = gy.contiguous(), u.contiguous()
     if backend == 'cpp':
-        if _C is None:
-            raise RuntimeError(f'EAN backend cpp: ean_mm._C is not built ({_CPP_ERROR})')
-        return tuple(_C.ean_backward(gy, u, mu, rstd, ag.contiguous(), sh0.contiguous(), aff_a,
-                                     aff_b, True))
+        return tuple(_cpp().ean_backward(gy, u, mu, rstd, ag.contiguous(), sh0.contiguous(),
+                                         aff_a, aff_b, True))
     if backend == 'triton':
         _check_triton(u)
         from .ean_triton import triton_backward
@@ -160,15 +200,17 @@ def _backward_impl(gy, u, mu, rstd, ag, sh0, aff_a, aff_b, backend):
 
 
 @torch.library.custom_op('ean_mm::ean_forward', mutates_args=())
-def ean_forward(u: Tensor, ag: Tensor, sh0: Tensor, eps: float,
+def ean_forward(u: Tensor, ag: Tensor, sh0: Tensor, eps: float, aff_a: Optional[Tensor] = None,
+                aff_b: Optional[Tensor] = None,
                 backend: str = 'auto') -> Tuple[Tensor, Tensor, Tensor]:
     """``(y, mu, rstd)`` of EAN on ``u`` ``(N, C, H, W)`` (``mu``, ``rstd``: ``(N, C)``, in
-    ``ag``'s dtype)."""
-    return _forward_impl(u, ag, sh0, eps, backend)
+    ``ag``'s dtype); with ``aff_a``, ``aff_b`` (``C`` values each, ``ag``'s dtype), EAN's input
+    is ``aff_a[c] * u + aff_b[c]``."""
+    return _forward_impl(u, ag, sh0, eps, aff_a, aff_b, backend)
 
 
 @ean_forward.register_fake
-def _(u, ag, sh0, eps, backend='auto'):
+def _(u, ag, sh0, eps, aff_a=None, aff_b=None, backend='auto'):
     stats = u.new_empty(u.shape[:2], dtype=ag.dtype)
     return torch.empty_like(u, memory_format=torch.contiguous_format), stats, \
         torch.empty_like(stats)
@@ -196,19 +238,28 @@ def _param_grads(sum_gz: Tensor, sum_gz_xhat: Tensor, k: int) -> Tuple[Tensor, T
 
 
 def _setup_context(ctx, inputs, output):
-    u, ag, sh0, eps, backend = inputs
+    u, ag, sh0, eps, aff_a, aff_b, backend = inputs
     _, mu, rstd = output
-    ctx.save_for_backward(u, ag, sh0, mu, rstd)
+    ctx.save_for_backward(u, ag, sh0, mu, rstd, aff_a, aff_b)
     ctx.backend = backend
     ctx.mark_non_differentiable(mu, rstd)
 
 
 def _backward(ctx, grad_y, _grad_mu, _grad_rstd):
-    u, ag, sh0, mu, rstd = ctx.saved_tensors
-    gu, sum_gz, sum_gz_xhat = ean_backward(grad_y.to(u.dtype), u, mu, rstd, ag, sh0, None, None,
-                                           ctx.backend)
+    u, ag, sh0, mu, rstd, aff_a, aff_b = ctx.saved_tensors
+    gv, sum_gz, sum_gz_xhat = ean_backward(grad_y.to(u.dtype), u, mu, rstd, ag, sh0, aff_a,
+                                           aff_b, ctx.backend)
     grad_ag, grad_sh0 = _param_grads(sum_gz, sum_gz_xhat, ag.numel())
-    return gu, grad_ag, grad_sh0, None, None
+    grad_a = grad_b = None
+    if aff_a is not None:  # v = a * u + b: d u = a * d v, d a = sum d v * u, d b = sum d v
+        c = u.shape[1]
+        gvf = gv.to(aff_a.dtype)
+        if ctx.needs_input_grad[4]:
+            grad_a = (gvf * u.to(aff_a.dtype)).sum(dim=(0, 2, 3))
+        if ctx.needs_input_grad[5]:
+            grad_b = gvf.sum(dim=(0, 2, 3))
+        gv = (gvf * aff_a.view(1, c, 1, 1)).to(u.dtype)
+    return gv, grad_ag, grad_sh0, None, grad_a, grad_b, None
 
 
 ean_forward.register_autograd(_backward, setup_context=_setup_context)
