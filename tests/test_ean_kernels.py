@@ -124,6 +124,110 @@ def test_triton_blocks_of_any_size():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 
+# Triton launch plans (ean_triton.plan): shape, G, forced plan, SMs assumed.
+PLANS = {'one sweep': ((2, 8, 5, 7), 2, {}, 132),
+         'packed planes': ((3, 12, 3, 5), 3, {}, 1),  # 16 planes a program, the last partial
+         'packed 1x1 planes': ((2, 16, 1, 1), 4, {}, 1),
+         'two sweeps': ((1, 4, 10, 11), 2, dict(split=1, block=16), 132),  # H*W % 16 != 0
+         'split planes': ((1, 4, 10, 10), 2, dict(split=3, block=16), 132)}  # chunks 48, 48, 4
+
+
+def kernel_results(layer, x, upstream, aff, how):
+    """The Triton kernels on ``x`` (EAN's input ``aff[0] * x + aff[1]`` with ``aff``):
+    ``[y, mu, rstd, d input, d gamma, d beta, d alpha, d delta]``, the parameter gradients
+    chained from the kernels' per-plane sums."""
+    ag, sh0 = layer.kernel_vectors(torch.float32)
+    a, b = aff if aff else (None, None)
+    y, mu, rstd = triton_forward(x, ag.detach(), sh0.detach(), layer.gn.eps, a, b, **how)
+    gv, sz, sx = triton_backward(upstream, x, mu, rstd, ag.detach(), sh0.detach(), a, b, **how)
+    d_ag, d_sh0 = ean_ops._param_grads(sz, sx, ag.numel())
+    return [y, mu, rstd, gv] + list(torch.autograd.grad((ag, sh0), params(layer), (d_ag, d_sh0)))
+
+
+def kernel_reference(layer, x, upstream, aff):
+    v = x.double() if not aff else aff[0].double().view(1, -1, 1, 1) * x.double() + \
+        aff[1].double().view(1, -1, 1, 1)
+    v.requires_grad_()
+    var, mu = torch.var_mean(v.detach(), dim=(2, 3), unbiased=False)
+    out = reference(layer, v, upstream)  # y, d v, d params (the equations in float64)
+    return [out[0], mu, torch.rsqrt(var + layer.gn.eps)] + out[1:]
+
+
+@pytest.mark.parametrize('affine', [False, True], ids=['plain', 'frozen-norm fold'])
+@pytest.mark.parametrize('name', list(PLANS))
+def test_triton_plans_against_the_equations(monkeypatch, name, affine):
+    from ean_mm.models.layers import ean_triton
+    shape, g, how, sms = PLANS[name]
+    monkeypatch.setattr(ean_triton, 'DEFAULT_SMS', sms)
+    p, m = shape[0] * shape[1], shape[2] * shape[3]
+    chosen = ean_triton.plan(p, m, sms, **how)
+    assert (chosen.kind, chosen.one_sweep, chosen.rows > 1) == {
+        'one sweep': ('rows', True, False), 'packed planes': ('rows', True, True),
+        'packed 1x1 planes': ('rows', True, True), 'two sweeps': ('rows', False, False),
+        'split planes': ('split', False, False)}[name]
+    layer = randomized(EAN(shape[1], groups=g, implementation='triton')).to(DEVICE)
+    x = (torch.randn(shape) * 3 + 1).to(DEVICE)
+    upstream = torch.randn(shape).to(DEVICE)
+    aff = (torch.rand(shape[1], device=DEVICE) + 0.5, torch.randn(shape[1], device=DEVICE)) \
+        if affine else None
+    got = kernel_results(layer, x, upstream, aff, how)
+    want = kernel_reference(layer, x, upstream, aff)
+    for what, a, b in zip(['y', 'mu', 'rstd', 'd input'] + NAMES[2:], got, want):
+        rel = relative_error(a, b)
+        assert rel <= (1e-3 if m == 1 else 1e-4), (what, rel)
+
+
+def test_plans_cover_every_value_and_fill_the_gpu():
+    from ean_mm.models.layers.ean_triton import ONE_SWEEP_MAX, plan
+    # the configs' shapes at batch 2 per GPU (132 SMs): (N*C, H*W) -> kind
+    assert plan(2 * 256, 200 * 336).kind == 'split'  # R50 layer1 at 800x1344
+    assert plan(2 * 2048, 25 * 42).one_sweep  # R50 layer4
+    assert plan(16 * 2048, 49).rows == 32  # R50 layer4 at 224, batch 16: planes packed
+    for planes in (1, 7, 96, 528, 5000):
+        for m in (1, 15, ONE_SWEEP_MAX, ONE_SWEEP_MAX + 1, 67200, 1 << 20):
+            p = plan(planes, m)
+            if m <= ONE_SWEEP_MAX:
+                assert p.one_sweep and p.block >= m and p.rows * p.block <= 4096
+            elif p.kind == 'split':
+                assert p.chunk % p.block == 0 and (p.split - 1) * p.chunk < m <= p.split * p.chunk
+                assert planes * p.split <= 4 * 132 * 2  # no more programs than it needs
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('shape', [(0, 8, 4, 4), (2, 8, 0, 5)], ids=['N=0', 'H=0'])
+def test_empty_tensors(backend, shape):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    layer = randomized(EAN(8, groups=2, implementation=backend)).to(dev)
+    x = torch.randn(shape, device=dev, requires_grad=True)
+    y = layer(x)
+    assert y.shape == x.shape
+    grads = torch.autograd.grad(y.sum(), [x] + params(layer))
+    assert grads[0].shape == x.shape
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads[1:])
+
+
+def test_auto_gives_float64_on_cuda_to_pytorch_ops_and_triton_refuses_it():
+    x64 = torch.zeros(1, 4, 2, 2, dtype=torch.float64)
+    assert ean_ops.resolve_backend('auto', torch.device('cuda'), x64) == 'torch'
+    assert ean_ops.resolve_backend('auto', torch.device('cuda'), x64.float()) == 'triton'
+    with pytest.raises(TypeError, match="takes .*float32.*got torch.float64.*'auto'"):
+        EAN(4, groups=2, implementation='triton').double()(x64.to(DEVICE))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason='needs two GPUs')
+def test_launches_on_the_tensors_device():
+    # the current device stays 0; the layer and its input live on cuda:1
+    layer = randomized(EAN(16, groups=4, implementation='triton')).to('cuda:1')
+    x = torch.randn(2, 16, 9, 9, device='cuda:1')
+    upstream = torch.randn_like(x)
+    torch.cuda.set_device(0)
+    got, want = results(layer, x, upstream), reference(layer, x, upstream)
+    for name, a, b in zip(NAMES, got, want):
+        assert a.device == x.device and relative_error(a, b) <= 1e-4, name
+
+
 @pytest.mark.parametrize('backend', BACKENDS)
 def test_fresh_layer_halves_exactly(backend):
     if backend == 'cpp' and not ean_ops.cpp_available():
@@ -203,24 +307,55 @@ def bn_ean(c=16, g=4, impl='auto'):
     return bn, ean
 
 
-@pytest.mark.parametrize('train', [True, False])
-def test_batchnorm_ean_step_equals_the_two_layers(train):
-    bn, ean = bn_ean()
-    bn2, ean2 = bn_ean()
+@pytest.mark.parametrize('backend', BACKENDS)
+@pytest.mark.parametrize('train', [True, False], ids=['batch statistics', 'frozen (norm_eval)'])
+def test_batchnorm_ean_step_equals_the_two_layers(train, backend):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    bn, ean = bn_ean(impl=backend)
+    bn2, ean2 = bn_ean(impl=backend)
+    with torch.no_grad():
+        bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2)
     bn2.load_state_dict(bn.state_dict())
     ean2.load_state_dict(ean.state_dict())
+    for m in (bn, ean, bn2, ean2):
+        m.to(dev)
     bn.train(train), bn2.train(train)
-    x = torch.randn(2, 16, 7, 9, requires_grad=True)
-    upstream = torch.randn(2, 16, 7, 9)
+    x = torch.randn(2, 16, 7, 9, device=dev, requires_grad=True)
+    upstream = torch.randn(2, 16, 7, 9, device=dev)
     y = ean.forward_after_norm(bn, x)
     y2 = ean2(bn2(x))
-    assert torch.equal(y, y2)  # same forward values (the norm's own kernel)
+    if train:  # the norm's own kernel, then EAN's: the same values
+        assert torch.equal(y, y2)
+    else:  # the norm folded into EAN's kernel: its rounding differs
+        torch.testing.assert_close(y, y2, rtol=1e-5, atol=1e-6)
     assert torch.equal(bn.running_mean, bn2.running_mean) and \
         torch.equal(bn.num_batches_tracked, bn2.num_batches_tracked)
     got = torch.autograd.grad(y, [x, bn.weight, bn.bias] + params(ean), upstream)
     want = torch.autograd.grad(y2, [x, bn2.weight, bn2.bias] + params(ean2), upstream)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_inference_folds_the_frozen_norm_into_one_kernel(backend, monkeypatch):
+    if backend == 'cpp' and not ean_ops.cpp_available():
+        pytest.skip('ean_mm._C not built')
+    dev = device_for(backend)
+    bn, ean = bn_ean(impl=backend)
+    with torch.no_grad():
+        bn.running_mean.normal_(), bn.running_var.uniform_(0.5, 2)
+    bn.eval().to(dev), ean.to(dev)
+    x = torch.randn(2, 16, 7, 9, device=dev) * 2
+    with torch.no_grad():
+        want = ean(bn(x))
+        calls = []
+        monkeypatch.setattr(torch, 'native_batch_norm', lambda *a: calls.append(a))
+        monkeypatch.setattr(torch.nn.functional, 'batch_norm', lambda *a, **k: calls.append(a))
+        got = ean.forward_after_norm(bn, x)
+    assert not calls  # the norm did not run on its own
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 def saved_bytes(fn) -> int:

@@ -12,7 +12,10 @@
 #   openmim 0.3.9 with --no-deps and what it imports (extra [mim]: mim search / train / test)
 #
 # Environment: PYTHON (base interpreter, default python3), PIP_FIND_LINKS (respected, e.g. a
-# folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops).
+# folder holding a prebuilt mmcv wheel), MAX_JOBS (parallel compile jobs for mmcv's ops);
+# FORCE_CUDA=1 (mmcv with CUDA ops without a visible GPU), TORCH_CUDA_ARCH_LIST (the GPU
+# architectures to build for; default: the visible GPUs'), CUDA_HOME (the CUDA toolkit), see
+# tools/build_mmcv_cuda.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -107,7 +110,16 @@ PYEOF
 have "openmim==0.3.9" || pip_install --no-deps "openmim==0.3.9"
 
 step "install mmcv $MMCV_VERSION with compiled ops"
-if ! (have "mmcv==$MMCV_VERSION" && "$PY" -c "import mmcv.ops" >/dev/null 2>&1); then
+# On a machine with a visible GPU (or with FORCE_CUDA=1) mmcv is built from source with its CUDA
+# ops (tools/build_mmcv_cuda.sh: CUDA toolkit, architectures, CUDA 13 patches, a check on the
+# GPU); elsewhere with CPU ops, or taken from a wheel in PIP_FIND_LINKS.
+if [ "${FORCE_CUDA:-0}" = "1" ] || "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+    if have "mmcv==$MMCV_VERSION" && "$PY" -c "import sys; from mmcv.ops import get_compiling_cuda_version as v; sys.exit(v() == 'not available')" 2>/dev/null; then
+        log "mmcv $MMCV_VERSION with CUDA ops already present: kept"
+    else
+        PY="$PY" MMCV_VERSION="$MMCV_VERSION" bash "$ROOT/tools/build_mmcv_cuda.sh"
+    fi
+elif ! (have "mmcv==$MMCV_VERSION" && "$PY" -c "import mmcv.ops" >/dev/null 2>&1); then
     log "uses a wheel from PIP_FIND_LINKS when one matches, otherwise compiles (about 17 min on 2 cores)"
     MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
         pip_install --no-build-isolation "mmcv==$MMCV_VERSION"
