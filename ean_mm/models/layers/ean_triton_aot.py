@@ -1,5 +1,6 @@
 """EAN's Triton kernels compiled ahead of time, without a GPU: every variant the launch plans of
-:mod:`.ean_triton` make, for a GPU architecture (``triton.compile`` with a ``GPUTarget``),
+:mod:`.ean_triton` make and the ``K``-vector kernels (:mod:`.ean_vectors_triton`, each
+``omega`` form), for a GPU architecture (``triton.compile`` with a ``GPUTarget``),
 with the registers and spills ``ptxas -v`` reports.
 
 Variants: each kernel, for each input dtype the kernels take, with ``AFFINE`` on and off and, for
@@ -17,6 +18,7 @@ from typing import Dict, Iterator, Tuple
 import triton
 
 from . import ean_triton as kernels
+from . import ean_vectors_triton
 
 __all__ = ['Variant', 'Compiled', 'variants', 'compile_variant']
 
@@ -24,6 +26,8 @@ _DTYPES = {'float32': 'fp32', 'float16': 'fp16', 'bfloat16': 'bf16'}
 # Arguments that hold the input's dtype; every other pointer is float32.
 _DATA_POINTERS = ('x_ptr', 'y_ptr', 'gy_ptr', 'gu_ptr')
 _INTS = ('P', 'C', 'K', 'M', 'CHUNK', 'S')
+# Largest K-vector block: K = C/G is at most 160 in the networks here (MobileNeXt 1280 / 8).
+_VECTOR_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,9 @@ def variants() -> Iterator[Variant]:
                           split.num_warps)
         yield Variant('_forward_partial_kernel', dtype, (('BLOCK', split.block), ),
                       split.num_warps)
+    for omega in range(3):  # ean_omega.OMEGA_FORMS
+        for name in ('_vectors_kernel', '_vectors_backward_kernel'):
+            yield Variant(name, 'float32', (('OMEGA', omega), ('BK', _VECTOR_BLOCK)), 4)
 
 
 def _signature(fn, dtype: str, constexprs: Dict[str, object]) -> Dict[str, str]:
@@ -90,7 +97,7 @@ def compile_variant(variant: Variant, capability: int) -> Compiled:
     """Compile ``variant`` for ``sm_<capability>`` (e.g. 80, 90); raises on a compile error."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-    fn = getattr(kernels, variant.kernel)
+    fn = getattr(kernels, variant.kernel, None) or getattr(ean_vectors_triton, variant.kernel)
     if not isinstance(fn, triton.runtime.JITFunction):
         raise RuntimeError('EAN ahead-of-time compile: the kernels are interpreted '
                            '(TRITON_INTERPRET=1); run it in a process without it')
