@@ -77,6 +77,8 @@ def variants() -> Iterator[Variant]:
     for omega in range(3):  # ean_omega.OMEGA_FORMS
         for name in ('_vectors_kernel', '_vectors_backward_kernel'):
             yield Variant(name, 'float32', (('OMEGA', omega), ('BK', _VECTOR_BLOCK)), 4)
+    yield Variant('_frozen_affine_kernel', 'float32',
+                  (('BLOCK', ean_vectors_triton.AFFINE_BLOCK), ), 4)
 
 
 def _signature(fn, dtype: str, constexprs: Dict[str, object]) -> Dict[str, str]:

@@ -1,6 +1,7 @@
 """EAN's ``K``-vectors ``ag = a * gamma``, ``sh0 = delta + a * beta`` (``a = alpha * omega``,
 Eqns 6-8) in one Triton launch, and their gradients in one more: on CUDA these replace about
-eight small PyTorch launches forward and ten backward per layer.
+eight small PyTorch launches forward and ten backward per layer. Likewise a frozen norm's
+per-channel affine step ``A = weight / sqrt(var + eps)``, ``B = bias - mean * A`` (five).
 
 With ``d`` the ``omega`` divisor (:mod:`.ean_omega`), upstream ``g_ag``, ``g_sh0`` and
 ``q = g_ag * gamma + g_sh0 * beta`` (the gradient of ``a``):
@@ -18,7 +19,7 @@ from torch import Tensor
 
 from .ean_omega import OMEGA_FORMS
 
-__all__ = ['triton_kernel_vectors']
+__all__ = ['triton_kernel_vectors', 'triton_frozen_affine']
 
 
 @triton.jit
@@ -74,6 +75,18 @@ def _vectors_backward_kernel(gamma_ptr, beta_ptr, alpha_ptr, g_ag_ptr, g_sh0_ptr
     tl.store(d_delta_ptr + k, g_sh0, mask=mask)
 
 
+@triton.jit
+def _frozen_affine_kernel(w_ptr, b_ptr, mean_ptr, var_ptr, a_ptr, out_b_ptr, C, eps,
+                          BLOCK: tl.constexpr):
+    c = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = c < C
+    a = tl.load(w_ptr + c, mask=mask, other=0.).to(tl.float32) / tl.sqrt(
+        tl.load(var_ptr + c, mask=mask, other=1.).to(tl.float32) + eps)
+    tl.store(a_ptr + c, a, mask=mask)
+    tl.store(out_b_ptr + c, tl.load(b_ptr + c, mask=mask, other=0.).to(tl.float32)
+             - tl.load(mean_ptr + c, mask=mask, other=0.).to(tl.float32) * a, mask=mask)
+
+
 def _launch_on(t: Tensor):
     import contextlib
     return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
@@ -112,3 +125,20 @@ def triton_kernel_vectors(gamma: Tensor, beta: Tensor, alpha: Tensor, delta: Ten
     """``(ag, sh0)`` in float32 from float32 parameters (contiguous ``K``-vectors), one launch;
     autograd carries their gradients back to the four in one more."""
     return _Vectors.apply(gamma, beta, alpha, delta, omega, eps)
+
+
+#: Channels a program of the frozen-affine kernel covers.
+AFFINE_BLOCK = 1024
+
+
+def triton_frozen_affine(weight: Tensor, bias: Tensor, running_mean: Tensor, running_var: Tensor,
+                         eps: float) -> Tuple[Tensor, Tensor]:
+    """``(A, B)`` in float32 of an eval-mode norm, ``norm(x) = A[c] * x + B[c]``, one launch
+    (no autograd: the caller's backward uses them as constants)."""
+    c = weight.numel()
+    a = torch.empty(c, device=weight.device, dtype=torch.float32)
+    b = torch.empty_like(a)
+    with _launch_on(weight):
+        _frozen_affine_kernel[(triton.cdiv(c, AFFINE_BLOCK), )](
+            weight, bias, running_mean, running_var, a, b, c, eps, BLOCK=AFFINE_BLOCK)
+    return a, b
