@@ -62,6 +62,33 @@ def _moments_to_coefficients(mean_x, var_x, k, aa, bb, ag_ptr, sh0_ptr, eps,
     return mean, rstd, s_v, shift
 
 
+@triton.jit
+def _output(x, aa, bb, scale, shift, AFFINE: tl.constexpr):
+    """``y = v * sigmoid(scale * x + shift)``, ``v = aa * x + bb`` (AFFINE) or ``x``."""
+    s = 1. / (1. + tl.exp(-(scale * x + shift)))
+    v = aa * x + bb if AFFINE else x
+    return v * s
+
+
+@triton.jit
+def _recompute(x_ptr, gy_ptr, offs, mask, aa, bb, scale, shift, AFFINE: tl.constexpr):
+    """EAN's input ``u`` (``aa * x + bb`` with AFFINE), the upstream gradient ``g`` and the mask
+    ``s = sigmoid(scale * u + shift)`` at ``offs``."""
+    u = tl.load(x_ptr + offs, mask=mask, other=0.).to(tl.float32)
+    if AFFINE:
+        u = aa * u + bb
+    g = tl.load(gy_ptr + offs, mask=mask, other=0.).to(tl.float32)
+    s = 1. / (1. + tl.exp(-(scale * u + shift)))
+    return u, g, s
+
+
+@triton.jit
+def _grad_input(u, g, s, scale, cx, c1):
+    """``gu = g*s + scale*(g*s*u*(1-s)) + cx*u + c1``."""
+    gys = g * s
+    return gys + scale * (gys * u * (1. - s)) + cx * u + c1
+
+
 # ------------------------------------------------------------------ forward
 @triton.jit
 def _forward_rows_kernel(x_ptr, y_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, mu_ptr, rstd_ptr, P, C, K,
@@ -74,6 +101,8 @@ def _forward_rows_kernel(x_ptr, y_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, mu_ptr, rs
     k = ch % K
     aa = tl.load(a_ptr + ch, mask=rmask, other=1.) if AFFINE else 1.
     bb = tl.load(b_ptr + ch, mask=rmask, other=0.) if AFFINE else 0.
+    aa2 = aa[:, None] if AFFINE else 1.
+    bb2 = bb[:, None] if AFFINE else 0.
     cols = tl.arange(0, BLOCK)
     if ONE_SWEEP:
         mask = rmask[:, None] & (cols[None, :] < M)
@@ -83,10 +112,8 @@ def _forward_rows_kernel(x_ptr, y_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, mu_ptr, rs
         var_x = tl.sum(d * d, axis=1) / M
         mean, rstd, scale, shift = _moments_to_coefficients(mean_x, var_x, k, aa, bb, ag_ptr,
                                                             sh0_ptr, eps, AFFINE)
-        s = 1. / (1. + tl.exp(-(scale[:, None] * x + shift[:, None])))
-        v = aa[:, None] * x + bb[:, None] if AFFINE else x
-        tl.store(y_ptr + base[:, None] + cols[None, :], (v * s).to(y_ptr.dtype.element_ty),
-                 mask=mask)
+        y = _output(x, aa2, bb2, scale[:, None], shift[:, None], AFFINE)
+        tl.store(y_ptr + base[:, None] + cols[None, :], y.to(y_ptr.dtype.element_ty), mask=mask)
     else:
         shift0 = tl.load(x_ptr + base, mask=rmask, other=0.).to(tl.float32)
         acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)
@@ -107,9 +134,8 @@ def _forward_rows_kernel(x_ptr, y_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, mu_ptr, rs
             mask = rmask[:, None] & (offs[None, :] < M)
             x = tl.load(x_ptr + base[:, None] + offs[None, :], mask=mask,
                         other=0.).to(tl.float32)
-            s = 1. / (1. + tl.exp(-(scale[:, None] * x + shift[:, None])))
-            v = aa[:, None] * x + bb[:, None] if AFFINE else x
-            tl.store(y_ptr + base[:, None] + offs[None, :], (v * s).to(y_ptr.dtype.element_ty),
+            y = _output(x, aa2, bb2, scale[:, None], shift[:, None], AFFINE)
+            tl.store(y_ptr + base[:, None] + offs[None, :], y.to(y_ptr.dtype.element_ty),
                      mask=mask)
     tl.store(mu_ptr + rows, mean, mask=rmask)
     tl.store(rstd_ptr + rows, rstd, mask=rmask)
@@ -168,9 +194,8 @@ def _forward_apply_kernel(x_ptr, y_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, part_ptr,
         offs = start + cols
         mask = offs < end
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.).to(tl.float32)
-        s = 1. / (1. + tl.exp(-(scale * x + shift)))
-        v = aa * x + bb if AFFINE else x
-        tl.store(y_ptr + base + offs, (v * s).to(y_ptr.dtype.element_ty), mask=mask)
+        y = _output(x, aa, bb, scale, shift, AFFINE)
+        tl.store(y_ptr + base + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
 # ------------------------------------------------------------------ backward
@@ -187,38 +212,28 @@ def _backward_rows_kernel(gy_ptr, x_ptr, gu_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, 
     rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.)
     scale = tl.load(ag_ptr + k, mask=rmask, other=0.) * rstd
     shift = tl.load(sh0_ptr + k, mask=rmask, other=0.) - scale * mean
-    aa = tl.load(a_ptr + ch, mask=rmask, other=1.) if AFFINE else 1.
-    bb = tl.load(b_ptr + ch, mask=rmask, other=0.) if AFFINE else 0.
+    aa = tl.load(a_ptr + ch, mask=rmask, other=1.)[:, None] if AFFINE else 1.
+    bb = tl.load(b_ptr + ch, mask=rmask, other=0.)[:, None] if AFFINE else 0.
+    scale2, shift2 = scale[:, None], shift[:, None]
     cols = tl.arange(0, BLOCK)
     if ONE_SWEEP:
         mask = rmask[:, None] & (cols[None, :] < M)
         offs = base[:, None] + cols[None, :]
-        u = tl.load(x_ptr + offs, mask=mask, other=0.).to(tl.float32)
-        if AFFINE:
-            u = aa[:, None] * u + bb[:, None]
-        g = tl.load(gy_ptr + offs, mask=mask, other=0.).to(tl.float32)
-        s = 1. / (1. + tl.exp(-(scale[:, None] * u + shift[:, None])))
-        gys = g * s
-        gz = tl.where(mask, gys * u * (1. - s), 0.)
+        u, g, s = _recompute(x_ptr, gy_ptr, offs, mask, aa, bb, scale2, shift2, AFFINE)
+        gz = tl.where(mask, g * s * u * (1. - s), 0.)
         sz = tl.sum(gz, axis=1)
         sx = rstd * (tl.sum(gz * u, axis=1) - mean * sz)
         cx = -scale * rstd * sx / M
         c1 = -scale * sz / M - cx * mean
-        gu = gys + scale[:, None] * gz + cx[:, None] * u + c1[:, None]
+        gu = _grad_input(u, g, s, scale2, cx[:, None], c1[:, None])
         tl.store(gu_ptr + offs, gu.to(gu_ptr.dtype.element_ty), mask=mask)
     else:
         acc_z = tl.zeros([ROWS, BLOCK], dtype=tl.float32)
         acc_zu = tl.zeros([ROWS, BLOCK], dtype=tl.float32)
         for start in range(0, M, BLOCK):
-            offs = start + cols
-            mask = rmask[:, None] & (offs[None, :] < M)
-            u = tl.load(x_ptr + base[:, None] + offs[None, :], mask=mask,
-                        other=0.).to(tl.float32)
-            if AFFINE:
-                u = aa[:, None] * u + bb[:, None]
-            g = tl.load(gy_ptr + base[:, None] + offs[None, :], mask=mask,
-                        other=0.).to(tl.float32)
-            s = 1. / (1. + tl.exp(-(scale[:, None] * u + shift[:, None])))
+            mask = rmask[:, None] & ((start + cols)[None, :] < M)
+            offs = base[:, None] + (start + cols)[None, :]
+            u, g, s = _recompute(x_ptr, gy_ptr, offs, mask, aa, bb, scale2, shift2, AFFINE)
             gz = tl.where(mask, g * s * u * (1. - s), 0.)
             acc_z += gz
             acc_zu += gz * u
@@ -227,20 +242,11 @@ def _backward_rows_kernel(gy_ptr, x_ptr, gu_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, 
         cx = -scale * rstd * sx / M
         c1 = -scale * sz / M - cx * mean
         for start in range(0, M, BLOCK):
-            offs = start + cols
-            mask = rmask[:, None] & (offs[None, :] < M)
-            u = tl.load(x_ptr + base[:, None] + offs[None, :], mask=mask,
-                        other=0.).to(tl.float32)
-            if AFFINE:
-                u = aa[:, None] * u + bb[:, None]
-            g = tl.load(gy_ptr + base[:, None] + offs[None, :], mask=mask,
-                        other=0.).to(tl.float32)
-            s = 1. / (1. + tl.exp(-(scale[:, None] * u + shift[:, None])))
-            gys = g * s
-            gu = (gys + scale[:, None] * (gys * u * (1. - s)) + cx[:, None] * u
-                  + c1[:, None])
-            tl.store(gu_ptr + base[:, None] + offs[None, :], gu.to(gu_ptr.dtype.element_ty),
-                     mask=mask)
+            mask = rmask[:, None] & ((start + cols)[None, :] < M)
+            offs = base[:, None] + (start + cols)[None, :]
+            u, g, s = _recompute(x_ptr, gy_ptr, offs, mask, aa, bb, scale2, shift2, AFFINE)
+            gu = _grad_input(u, g, s, scale2, cx[:, None], c1[:, None])
+            tl.store(gu_ptr + offs, gu.to(gu_ptr.dtype.element_ty), mask=mask)
     tl.store(sz_ptr + rows, sz, mask=rmask)
     tl.store(sx_ptr + rows, sx, mask=rmask)
 
@@ -276,11 +282,7 @@ def _backward_partial_kernel(gy_ptr, x_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr, mu_pt
     for start in range(first, end, BLOCK):
         offs = start + cols
         mask = offs < end
-        u = tl.load(x_ptr + base + offs, mask=mask, other=0.).to(tl.float32)
-        if AFFINE:
-            u = aa * u + bb
-        g = tl.load(gy_ptr + base + offs, mask=mask, other=0.).to(tl.float32)
-        s = 1. / (1. + tl.exp(-(scale * u + shift)))
+        u, g, s = _recompute(x_ptr, gy_ptr, base + offs, mask, aa, bb, scale, shift, AFFINE)
         gz = tl.where(mask, g * s * u * (1. - s), 0.)
         acc_z += gz
         acc_zu += gz * u
@@ -313,14 +315,9 @@ def _backward_apply_kernel(gy_ptr, x_ptr, gu_ptr, ag_ptr, sh0_ptr, a_ptr, b_ptr,
     for start in range(first, end, BLOCK):
         offs = start + cols
         mask = offs < end
-        u = tl.load(x_ptr + base + offs, mask=mask, other=0.).to(tl.float32)
-        if AFFINE:
-            u = aa * u + bb
-        g = tl.load(gy_ptr + base + offs, mask=mask, other=0.).to(tl.float32)
-        s = 1. / (1. + tl.exp(-(scale * u + shift)))
-        gys = g * s
-        gu = gys + scale * (gys * u * (1. - s)) + cx * u + c1
-        tl.store(gu_ptr + base + offs, gu.to(gu_ptr.dtype.element_ty), mask=mask)
+        u, g, s = _recompute(x_ptr, gy_ptr, base + offs, mask, aa, bb, scale, shift, AFFINE)
+        tl.store(gu_ptr + base + offs, _grad_input(u, g, s, scale, cx, c1).to(
+            gu_ptr.dtype.element_ty), mask=mask)
 
 
 # ------------------------------------------------------------------ launch plans
