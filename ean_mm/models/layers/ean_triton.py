@@ -335,7 +335,7 @@ class Plan:
 
     @property
     def num_warps(self) -> int:
-        return 8 if self.rows * self.block >= 4096 else 4
+        return 8 if self.rows * self.block >= 2048 else 4
 
 
 def _prev_pow2(n: int) -> int:
