@@ -64,6 +64,18 @@ if [ -z "$CUDA_HOME_FOUND" ]; then
     log "CUDA toolkit $(nvcc_release "$CUDA_HOME_FOUND/bin/nvcc") at $CUDA_HOME_FOUND"
 fi
 export CUDA_HOME="$CUDA_HOME_FOUND" PATH="$CUDA_HOME_FOUND/bin:$PATH"
+# torch's CUDA headers include those of cuSPARSE, cuBLAS, cuSOLVER (ATen/cuda/CUDAContextLight.h);
+# a toolkit without them (the registry's nvcc, a minimal install) takes the ones torch's own
+# nvidia-* wheels ship, beside their libraries
+if [ ! -f "$CUDA_HOME/include/cusparse.h" ]; then
+    TORCH_CUDA_INCLUDE="$("$PY" -c "
+import os, torch
+print(os.path.join(os.path.dirname(os.path.dirname(torch.__file__)), 'nvidia', 'cu$TORCH_MAJOR', 'include'))")"
+    [ -f "$TORCH_CUDA_INCLUDE/cusparse.h" ] || fail "cusparse.h is neither in $CUDA_HOME/include nor in $TORCH_CUDA_INCLUDE: install the CUDA toolkit's library headers"
+    log "library headers (cusparse.h, cublas_v2.h, ...) from $TORCH_CUDA_INCLUDE"
+    export CPATH="$TORCH_CUDA_INCLUDE${CPATH:+:$CPATH}"
+    export MMCV_CUDA_ARGS="${MMCV_CUDA_ARGS:+$MMCV_CUDA_ARGS }-I$TORCH_CUDA_INCLUDE"
+fi
 
 # ---------------------------------------------------------------- 2. architectures
 if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
@@ -96,8 +108,12 @@ fi
 "$PY" "$ROOT/tools/patch_mmcv_cuda13.py" "$SRC"
 log "compiling mmcv's CPU and CUDA ops for $TORCH_CUDA_ARCH_LIST (MAX_JOBS=${MAX_JOBS:-$(nproc)}; long: about 100 CUDA files per architecture)"
 start=$(date +%s)
-(cd "$SRC" && FORCE_CUDA=1 MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-    "$PY" -m pip install --disable-pip-version-check --no-build-isolation --no-deps \
+export FORCE_CUDA=1 MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}"
+# compiled by setup.py itself first: pip removes the build folder when a build fails, and a
+# rerun then starts over; its wheel build afterwards finds the objects up to date
+(cd "$SRC" && "$PY" setup.py -q build_ext)
+log "compiled in $(( ($(date +%s) - start) / 60 )) min"
+(cd "$SRC" && "$PY" -m pip install --disable-pip-version-check --no-build-isolation --no-deps \
     --force-reinstall .)
 log "built and installed in $(( ($(date +%s) - start) / 60 )) min"
 
