@@ -4,6 +4,8 @@
 // sh0 = delta + a*beta (a = alpha * omega, Eqn 6, computed by the caller):
 //   forward:  mu, rstd of the plane; scale = ag[k]*rstd, shift = sh0[k] - scale*mu;
 //             y = u * sigmoid(scale*u + shift)
+//             with a per-channel affine u = A[c]*x + B[c] of the input x (a frozen norm folded
+//             in), u is computed in registers in each sweep and never written
 //   backward: s = sigmoid(scale*u + shift), gys = gy*s, gz = gys*u*(1-s),
 //             Sz = sum gz, Sx = sum gz*(u-mu)*rstd,
 //             gu = gys + scale*(gz - Sz/M - (u-mu)*rstd*Sx/M)
@@ -73,11 +75,85 @@ inline void store_plane(const A* src, int64_t m, T* dst) {
   }
 }
 
+// The EAN input u read from the plane x: x itself, or A*x + B (a frozen norm folded in)
+// rounded once, as PyTorch's CPU BatchNorm in eval mode rounds it (one fused multiply-add of
+// its alpha = weight * rsqrt(var + eps) and beta = bias - mean * alpha), so that the fold gives
+// what the norm followed by EAN gives, bit for bit.
+template <typename A, bool kAffine>
+struct PlaneInput {
+  A a = A(1), b = A(0);
+  inline Vectorized<A> vec(const A* x) const {
+    if constexpr (kAffine) {
+      return at::vec::fmadd(Vectorized<A>::loadu(x), Vectorized<A>(a), Vectorized<A>(b));
+    } else {
+      return Vectorized<A>::loadu(x);
+    }
+  }
+  inline A scalar(A x) const {
+    if constexpr (kAffine) {
+      return std::fma(x, a, b);
+    } else {
+      return x;
+    }
+  }
+};
+
+// One plane: its mean and rstd, and out = u * sigmoid(scale*u + shift).
+template <typename A, bool kAffine>
+void forward_plane(const A* x, int64_t m, const PlaneInput<A, kAffine>& in, A ag, A sh0,
+                   double eps, A* out, A& mean_out, A& rstd_out) {
+  using V = Vectorized<A>;
+  const int64_t vm = m - m % V::size();
+  // mean and biased variance in one sweep, on values shifted by the plane's first one
+  // (a shift near the mean keeps sum-of-squares cancellation away)
+  const A shift0 = in.scalar(x[0]);
+  const V vshift(shift0);
+  // two independent accumulator pairs: the sums' add latency, not the loads, bounded this
+  V acc(A(0)), acc2(A(0)), acc_b(A(0)), acc2_b(A(0));
+  int64_t i0 = 0;
+  for (; i0 + 2 * V::size() <= vm; i0 += 2 * V::size()) {
+    const V d = in.vec(x + i0) - vshift;
+    const V e = in.vec(x + i0 + V::size()) - vshift;
+    acc += d;
+    acc2 = at::vec::fmadd(d, d, acc2);
+    acc_b += e;
+    acc2_b = at::vec::fmadd(e, e, acc2_b);
+  }
+  for (; i0 < vm; i0 += V::size()) {
+    const V d = in.vec(x + i0) - vshift;
+    acc += d;
+    acc2 = at::vec::fmadd(d, d, acc2);
+  }
+  A total = vec_sum(acc + acc_b), sq = vec_sum(acc2 + acc2_b);
+  for (int64_t i = vm; i < m; ++i) {
+    const A d = in.scalar(x[i]) - shift0;
+    total += d;
+    sq += d * d;
+  }
+  const A dmean = total / A(m);
+  const A var = std::max(sq / A(m) - dmean * dmean, A(0));
+  const A mean = shift0 + dmean;
+  const A rs = A(1) / std::sqrt(var + A(eps));
+  mean_out = mean;
+  rstd_out = rs;
+  const A scale = ag * rs;
+  const A shift = sh0 - scale * mean;
+  const V vns(-scale), vnt(-shift), one(A(1));
+  for (int64_t i = 0; i < vm; i += V::size()) {
+    const V u = in.vec(x + i);
+    (u / (one + vec_exp(at::vec::fmadd(u, vns, vnt)))).store(out + i);  // u * sigmoid(z)
+  }
+  for (int64_t i = vm; i < m; ++i) {
+    const A u = in.scalar(x[i]);
+    out[i] = u * scalar_sigmoid(scale * u + shift);
+  }
+}
+
 template <typename T>
 void forward_impl(const at::Tensor& x, const at::Tensor& ag, const at::Tensor& sh0,
-                  double eps, at::Tensor& y, at::Tensor& mu, at::Tensor& rstd) {
+                  const at::Tensor& aff_a, const at::Tensor& aff_b, bool affine, double eps,
+                  at::Tensor& y, at::Tensor& mu, at::Tensor& rstd) {
   using A = at::opmath_type<T>;
-  using V = Vectorized<A>;
   const int64_t n = x.size(0), c = x.size(1), m = x.numel() / (n * c), k = ag.numel();
   const T* xd = x.const_data_ptr<T>();
   T* yd = y.data_ptr<T>();
@@ -85,43 +161,22 @@ void forward_impl(const at::Tensor& x, const at::Tensor& ag, const at::Tensor& s
   A* rsd = rstd.data_ptr<A>();
   const A* agd = ag.const_data_ptr<A>();
   const A* shd = sh0.const_data_ptr<A>();
+  const A* ad = affine ? aff_a.const_data_ptr<A>() : nullptr;
+  const A* bd = affine ? aff_b.const_data_ptr<A>() : nullptr;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(m, 1));
   at::parallel_for(0, n * c, grain, [&](int64_t begin, int64_t end) {
     std::vector<A> in_buf(std::is_same_v<T, A> ? 0 : m), out_buf(std::is_same_v<T, A> ? 0 : m);
-    const int64_t vm = m - m % V::size();
     for (int64_t p = begin; p < end; ++p) {
-      const A* u = load_plane<T, A>(xd + p * m, m, in_buf);
+      const int64_t ch = p % c;
+      const A* plane = load_plane<T, A>(xd + p * m, m, in_buf);
       A* out = std::is_same_v<T, A> ? reinterpret_cast<A*>(yd + p * m) : out_buf.data();
-      // mean and biased variance in one sweep, on values shifted by the plane's first one
-      // (a shift near the mean keeps sum-of-squares cancellation away)
-      const A shift0 = u[0];
-      const V vshift(shift0);
-      V acc(A(0)), acc2(A(0));
-      for (int64_t i = 0; i < vm; i += V::size()) {
-        const V d = V::loadu(u + i) - vshift;
-        acc += d;
-        acc2 += d * d;
+      if (affine) {
+        forward_plane<A, true>(plane, m, PlaneInput<A, true>{ad[ch], bd[ch]}, agd[ch % k],
+                               shd[ch % k], eps, out, mud[p], rsd[p]);
+      } else {
+        forward_plane<A, false>(plane, m, PlaneInput<A, false>{}, agd[ch % k], shd[ch % k],
+                                eps, out, mud[p], rsd[p]);
       }
-      A total = vec_sum(acc), sq = vec_sum(acc2);
-      for (int64_t i = vm; i < m; ++i) {
-        const A d = u[i] - shift0;
-        total += d;
-        sq += d * d;
-      }
-      const A dmean = total / A(m);
-      const A var = std::max(sq / A(m) - dmean * dmean, A(0));
-      const A mean = shift0 + dmean;
-      const A rs = A(1) / std::sqrt(var + A(eps));
-      mud[p] = mean;
-      rsd[p] = rs;
-      const A scale = agd[p % c % k] * rs;
-      const A shift = shd[p % c % k] - scale * mean;
-      const V vs(scale), vt(shift);
-      for (int64_t i = 0; i < vm; i += V::size()) {
-        const V v = V::loadu(u + i);
-        (v * vec_sigmoid(vs * v + vt)).store(out + i);
-      }
-      for (int64_t i = vm; i < m; ++i) out[i] = u[i] * scalar_sigmoid(scale * u[i] + shift);
       store_plane<T, A>(out, m, yd + p * m);
     }
   });
@@ -157,7 +212,7 @@ void backward_impl(const at::Tensor& gy, const at::Tensor& x, const at::Tensor& 
       if (affine) {
         const A a = ad[ch], b = bd[ch];
         const T* src = xd + p * m;
-        for (int64_t i = 0; i < m; ++i) ubuf[i] = a * static_cast<A>(src[i]) + b;
+        for (int64_t i = 0; i < m; ++i) ubuf[i] = std::fma(static_cast<A>(src[i]), a, b);  // as forward
         u = ubuf.data();
       } else {
         u = load_plane<T, A>(xd + p * m, m, ubuf);
@@ -217,9 +272,27 @@ void check_input(const at::Tensor& x, const at::Tensor& ag, const at::Tensor& sh
               "ean_mm._C: ag and sh0 must be contiguous vectors of K values");
 }
 
+void check_affine(const at::Tensor& x, const at::Tensor& ag,
+                  const c10::optional<at::Tensor>& aff_a, const c10::optional<at::Tensor>& aff_b) {
+  TORCH_CHECK(aff_a.has_value() == aff_b.has_value(),
+              "ean_mm._C: give both aff_a and aff_b (the per-channel affine), or neither");
+  if (!aff_a.has_value()) return;
+  for (const auto* t : {&*aff_a, &*aff_b}) {
+    TORCH_CHECK(t->is_contiguous() && t->numel() == x.size(1) &&
+                    t->scalar_type() == ag.scalar_type(),
+                "ean_mm._C: aff_a and aff_b must be contiguous vectors of C = ", x.size(1),
+                " values in ag's dtype ", ag.scalar_type());
+  }
+}
+
 std::vector<at::Tensor> ean_forward(const at::Tensor& x, const at::Tensor& ag,
-                                    const at::Tensor& sh0, double eps) {
+                                    const at::Tensor& sh0, double eps,
+                                    const c10::optional<at::Tensor>& aff_a,
+                                    const c10::optional<at::Tensor>& aff_b) {
   check_input(x, ag, sh0);
+  check_affine(x, ag, aff_a, aff_b);
+  const bool affine = aff_a.has_value();
+  const at::Tensor none;
   auto y = at::empty_like(x);
   const auto stats = ag.options();
   auto mu = at::empty({x.size(0), x.size(1)}, stats);
@@ -227,7 +300,8 @@ std::vector<at::Tensor> ean_forward(const at::Tensor& x, const at::Tensor& ag,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, x.scalar_type(), "ean_forward", [&] {
     TORCH_CHECK(ag.scalar_type() == c10::CppTypeToScalarType<at::opmath_type<scalar_t>>::value,
                 "ean_mm._C: ag must have the input's compute dtype");
-    forward_impl<scalar_t>(x, ag, sh0, eps, y, mu, rstd);
+    forward_impl<scalar_t>(x, ag, sh0, affine ? *aff_a : none, affine ? *aff_b : none, affine,
+                           eps, y, mu, rstd);
   });
   return {y, mu, rstd};
 }
@@ -238,6 +312,7 @@ std::vector<at::Tensor> ean_backward(const at::Tensor& gy, const at::Tensor& x,
                                      const c10::optional<at::Tensor>& aff_a,
                                      const c10::optional<at::Tensor>& aff_b, bool need_gu) {
   check_input(x, ag, sh0);
+  check_affine(x, ag, aff_a, aff_b);
   TORCH_CHECK(gy.sizes() == x.sizes() && gy.is_contiguous() &&
                   gy.scalar_type() == x.scalar_type(),
               "ean_mm._C: grad must be contiguous, of x's shape and dtype");
@@ -256,6 +331,8 @@ std::vector<at::Tensor> ean_backward(const at::Tensor& gy, const at::Tensor& x,
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("ean_forward", &ean_forward, "EAN forward: (y, mu, rstd)");
+  m.def("ean_forward", &ean_forward, "EAN forward: (y, mu, rstd)", py::arg("x"), py::arg("ag"),
+        py::arg("sh0"), py::arg("eps"), py::arg("aff_a") = py::none(),
+        py::arg("aff_b") = py::none());
   m.def("ean_backward", &ean_backward, "EAN backward: (grad_u, sum_gz, sum_gz_xhat)");
 }

@@ -9,8 +9,6 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Optional, Sequence
 
-os.environ.pop('TRITON_INTERPRET', None)  # the kernels must be JIT functions, not interpreted
-
 
 def _compile(job):
     from ean_mm.models.layers.ean_triton_aot import compile_variant
@@ -47,4 +45,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == '__main__':
+    # The kernels must be JIT functions, not interpreted; set here, not at import, so that loading
+    # this file (tests/test_docs.py reads its parser) leaves the importer's environment alone.
+    os.environ.pop('TRITON_INTERPRET', None)
     sys.exit(main())

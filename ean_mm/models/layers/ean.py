@@ -3,12 +3,14 @@ from typing import Literal, Optional, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.model.utils import _BatchNormXd
 
 from ...registry import MODELS
+from .ean_export import EXPORT_FORMS, export_form
 from .ean_omega import omega_weights as _omega_weights
 from .ean_groups import fit_groups
 from .ean_omega import resolve_omega
-from .ean_ops import BACKENDS, ean_backward, ean_forward
+from .ean_ops import BACKENDS, ean_backward, ean_forward, resolve_backend
 
 #: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
 #: ``torch``) and the equations (``reference``).
@@ -55,6 +57,9 @@ class EAN(nn.Module):
     """
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
+    #: The ONNX form :meth:`forward_for_export` writes, one of :data:`.ean_export.EXPORT_FORMS`
+    #: (the fastest measured in onnxruntime and OpenVINO, docs/deploy.md).
+    export_form: str = EXPORT_FORMS[0]
 
     def __init__(self,
                  in_channels: int,
@@ -108,6 +113,17 @@ class EAN(nn.Module):
         a = self.alpha.to(acc) * self.omega_weights().to(acc)  # alpha * omega
         return a * gamma, self.delta.to(acc) + a * beta
 
+    def _kernel_vectors_for(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`kernel_vectors` for the kernels on ``x``: for the Triton kernels (float32
+        parameters) in one Triton launch instead of about eight small ones
+        (:mod:`.ean_vectors_triton`)."""
+        if (x.is_cuda and self.gn.weight.dtype == torch.float32
+                and resolve_backend(self.implementation, x.device, x) == 'triton'):
+            from .ean_vectors_triton import triton_kernel_vectors
+            return triton_kernel_vectors(self.gn.weight, self.gn.bias, self.alpha, self.delta,
+                                         self.omega, self.l2_eps)
+        return self.kernel_vectors(x.dtype)
+
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'EAN expects (N, {self.in_channels}, H, W) input, '
@@ -119,32 +135,29 @@ class EAN(nn.Module):
             # ONNX has no EAN kernel; a jit trace (mmengine's FLOP counter) sees its aten ops
             return self.forward_for_export(x)
         if self.implementation in BACKENDS:
-            ag, sh0 = self.kernel_vectors(x.dtype)
+            ag, sh0 = self._kernel_vectors_for(x)
             return ean_forward(x, ag, sh0, self.gn.eps, backend=self.implementation)[0]
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
     def forward_for_export(self, x: torch.Tensor) -> torch.Tensor:
-        """Eqns 5-9 as three ONNX operators: InstanceNormalization of the grouped planes (Eqn 5,
-        per plane) with Eqns 6-8's affine steps folded into its scale ``a * gamma`` and bias
-        ``delta + a * beta`` (``a = alpha * omega``), Sigmoid, Mul."""
-        n, c, h, w = x.shape
+        """Eqns 5-9 in standard ONNX operators, Eqns 6-8's affine steps folded into the
+        per-channel ``a * gamma`` and ``delta + a * beta`` (``a = alpha * omega``), in the form
+        :attr:`export_form` names (:mod:`.ean_export`)."""
         ag, sh0 = self.kernel_vectors(x.dtype)
-        grouped = x.reshape(n * self.groups, c // self.groups, h, w).to(ag.dtype)
-        # the op itself: F.instance_norm refuses 1x1 planes, which Eqn 5 maps to 0
-        logits = torch.instance_norm(grouped, ag, sh0, None, None, True, 0.0, self.gn.eps,
-                                     False)
-        return x * torch.sigmoid(logits).reshape(n, c, h, w).to(x.dtype)
+        y = export_form(self.export_form, x.to(ag.dtype), ag, sh0, self.groups, self.gn.eps)
+        return y.to(x.dtype)
 
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """``self(norm(x))``; for a ``BatchNorm2d`` with the kernels, in one step: in training
-        mode, one autograd step that keeps only ``x`` (which the norm keeps anyway) and
-        recomputes the norm's output in backward; in eval mode (inference, ``norm_eval=True``)
-        the norm's affine step ``x * weight / sqrt(var + eps) + (bias - mean * ...)`` folded
-        into EAN's kernel, which reads ``x`` once and writes only EAN's output. Same values as
-        ``self(norm(x))`` up to rounding. Not under a jit trace (mmengine's FLOP counter) nor
-        with hooks on either module (or global ones): those see the two modules run, as two
-        calls."""
-        if not (self.implementation in BACKENDS and type(norm) is nn.BatchNorm2d and
+        """``self(norm(x))``; for a ``BatchNorm2d`` (or mmengine's ``_BatchNormXd``, what
+        ``SyncBatchNorm`` becomes in a run that is not distributed) with the kernels, in one
+        step: in training mode, one autograd step that keeps only ``x`` (which the norm keeps
+        anyway) and recomputes the norm's output in backward; in eval mode (inference,
+        ``norm_eval=True``) the norm's affine step ``x * A + B`` folded into EAN's kernel, which
+        reads ``x`` once and writes only EAN's output. Same values as ``self(norm(x))``: bit for
+        bit with the C++ kernel (it rounds the fold as PyTorch's CPU norm does), up to rounding
+        with the others. Not under a jit trace (mmengine's FLOP counter) nor with hooks on
+        either module (or global ones): those see the two modules run, as two calls."""
+        if not (self.implementation in BACKENDS and type(norm) in _BATCH_NORMS and
                 norm.affine and not torch.compiler.is_compiling()
                 and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing()
                 and not _hooked(norm, self)):
@@ -160,9 +173,10 @@ class EAN(nn.Module):
         if bn_training and not torch.is_grad_enabled():
             return self(norm(x))  # batch statistics without autograd: nothing to save
         use_running = not norm.training or norm.track_running_stats
-        ag, sh0 = self.kernel_vectors(x.dtype)
+        ag, sh0 = self._kernel_vectors_for(x)
         if not bn_training and not torch.is_grad_enabled():  # inference: the norm folded in
-            aff_a, aff_b = _frozen_affine(norm, ag.dtype)
+            aff_a, aff_b = _frozen_affine(norm.weight, norm.bias, norm.running_mean,
+                                          norm.running_var, norm.eps, ag.dtype)
             return ean_forward(x, ag, sh0, self.gn.eps, aff_a, aff_b, self.implementation)[0]
         return _BatchNormEAN.apply(
             x, norm.weight, norm.bias, ag, sh0, norm.running_mean if use_running else None,
@@ -182,6 +196,10 @@ def _hooked(*modules: nn.Module) -> bool:
         getattr(m, f'_{k}', None) for m in modules for k in kinds)
 
 
+#: Norm classes whose forward is ``nn.BatchNorm2d``'s on 4-d input (:meth:`EAN.forward_after_norm`).
+_BATCH_NORMS = (nn.BatchNorm2d, _BatchNormXd)
+
+
 def set_ean_implementation(model: nn.Module, implementation: str) -> int:
     """Set every :class:`EAN` in ``model`` to ``implementation`` (one of
     :data:`IMPLEMENTATIONS`); returns how many there are."""
@@ -194,12 +212,22 @@ def set_ean_implementation(model: nn.Module, implementation: str) -> int:
     return len(layers)
 
 
-def _frozen_affine(norm: nn.BatchNorm2d, dtype: torch.dtype) -> Tuple[torch.Tensor,
-                                                                       torch.Tensor]:
-    """``(A, B)`` of an eval-mode norm, ``norm(x) = A[c] * x + B[c]``: ``A = weight /
-    sqrt(running_var + eps)``, ``B = bias - running_mean * A``."""
-    a = norm.weight.to(dtype) * torch.rsqrt(norm.running_var.to(dtype) + norm.eps)
-    return a, norm.bias.to(dtype) - norm.running_mean.to(dtype) * a
+def _frozen_affine(weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,
+                   running_var: torch.Tensor, eps: float, dtype: torch.dtype
+                   ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(A, B)`` of an eval-mode norm, ``norm(x) = A[c] * x + B[c]``: ``A = weight *
+    rsqrt(running_var + eps)``, ``B = bias - running_mean * A`` rounded once (a fused
+    multiply-add, as PyTorch's CPU BatchNorm forms it; evaluated in float64, where the product is
+    exact), so that the C++ kernel's ``fma(x, A, B)`` is the norm's output bit for bit; on CUDA
+    in float32, one Triton launch (:mod:`.ean_vectors_triton`)."""
+    with torch.no_grad():
+        if weight.is_cuda and dtype == torch.float32 and weight.dtype == torch.float32:
+            from .ean_vectors_triton import triton_frozen_affine
+            return triton_frozen_affine(weight, bias, running_mean, running_var, eps)
+        a = weight.to(dtype) * torch.rsqrt(running_var.to(dtype) + eps)
+        wide = torch.float64
+        b = bias.to(wide) - running_mean.to(wide) * a.to(wide)
+        return a, b.to(dtype)
 
 
 class _BatchNormEAN(torch.autograd.Function):
@@ -216,12 +244,11 @@ class _BatchNormEAN(torch.autograd.Function):
                 x, weight, bias, running_mean, running_var, bn_training, momentum, eps)
             y, mu, rstd = ean_forward(u, ag, sh0, ean_eps, backend=backend)
             stats = (None, None)
-        else:  # running statistics: no update in between, read again in backward
-            invstd = torch.rsqrt(running_var.to(ag.dtype) + eps)
-            aff_a = weight.to(ag.dtype) * invstd
-            aff_b = bias.to(ag.dtype) - running_mean.to(ag.dtype) * aff_a
+        else:  # running statistics: constants of this step, the fold's vectors kept
+            aff_a, aff_b = _frozen_affine(weight, bias, running_mean, running_var, eps,
+                                          ag.dtype)
             y, mu, rstd = ean_forward(x, ag, sh0, ean_eps, aff_a, aff_b, backend)
-            save_mean, save_invstd = running_mean, invstd
+            save_mean, save_invstd = aff_a, aff_b
             stats = (running_mean, running_var)
         ctx.save_for_backward(x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, *stats)
         ctx.bn_training, ctx.eps, ctx.backend = bn_training, eps, backend
@@ -230,9 +257,11 @@ class _BatchNormEAN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x, weight, bias, ag, sh0, save_mean, save_invstd, mu, rstd, rm, rv = ctx.saved_tensors
-        mean, invstd = save_mean, save_invstd
-        aff_a = (weight * invstd).to(ag.dtype)
-        aff_b = (bias - mean * weight * invstd).to(ag.dtype)
+        if ctx.bn_training:
+            aff_a = (weight * save_invstd).to(ag.dtype)
+            aff_b = (bias - save_mean * weight * save_invstd).to(ag.dtype)
+        else:
+            aff_a, aff_b = save_mean, save_invstd
         grad_u, sum_gz, sum_gz_xhat = ean_backward(grad_y.to(x.dtype), x, mu, rstd, ag, sh0,
                                                    aff_a, aff_b, ctx.backend)
         need = ctx.needs_input_grad
@@ -240,25 +269,30 @@ class _BatchNormEAN(torch.autograd.Function):
             grad_x, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
                 grad_u, x, weight, rm, rv, save_mean, save_invstd, True, ctx.eps,
                 [need[0], need[1], need[2]])
-        else:  # u = A * x + B, A = weight * invstd, B = bias - mean * A
-            grad_x, grad_w, grad_b = _frozen_norm_backward(grad_u, x, weight.dtype, aff_a, mean,
-                                                           invstd, need)
+        else:  # u = A * x + B with A = weight / sqrt(var + eps): d weight = sum d u * xhat
+            grad_x, grad_w, grad_b = _frozen_norm_backward(grad_u, x, weight, aff_a, rm, rv,
+                                                           ctx.eps, need)
         k = ag.numel()
         grad_ag = sum_gz_xhat.reshape(-1, k).sum(0)
         grad_sh0 = sum_gz.reshape(-1, k).sum(0)
         return (grad_x, grad_w, grad_b, grad_ag, grad_sh0) + (None, ) * 7
 
 
-def _frozen_norm_backward(grad_u: torch.Tensor, x: torch.Tensor, param_dtype: torch.dtype,
-                          aff_a: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, need):
+def _frozen_norm_backward(grad_u: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                          aff_a: torch.Tensor, mean: torch.Tensor, var: torch.Tensor, eps: float,
+                          need):
     """Gradients of ``u = weight * (x - mean) * invstd + bias`` with fixed ``mean``,
-    ``invstd``: ``d x = A * d u``, ``d weight = sum d u * (x - mean) * invstd``,
-    ``d bias = sum d u``."""
+    ``invstd = 1 / sqrt(var + eps)``: ``d x = A * d u`` (``A = weight * invstd``),
+    ``d weight = sum d u * (x - mean) * invstd``, ``d bias = sum d u``."""
     c = x.shape[1]
     acc = aff_a.dtype
     gu = grad_u.to(acc)
     grad_x = (gu * aff_a.view(1, c, 1, 1)).to(x.dtype) if need[0] else None
-    grad_w = ((gu * (x.to(acc) - mean.to(acc).view(1, c, 1, 1))).sum(dim=(0, 2, 3))
-              * invstd).to(param_dtype) if need[1] else None
-    grad_b = gu.sum(dim=(0, 2, 3)).to(param_dtype) if need[2] else None
+    grad_w = grad_b = None
+    if need[1]:
+        invstd = torch.rsqrt(var.to(acc) + eps)
+        grad_w = ((gu * (x.to(acc) - mean.to(acc).view(1, c, 1, 1))).sum(dim=(0, 2, 3))
+                  * invstd).to(weight.dtype)
+    if need[2]:
+        grad_b = gu.sum(dim=(0, 2, 3)).to(weight.dtype)
     return grad_x, grad_w, grad_b

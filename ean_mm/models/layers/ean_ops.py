@@ -174,8 +174,8 @@ def _forward_impl(u: Tensor, ag: Tensor, sh0: Tensor, eps: float, aff_a: Optiona
         return _empty_forward(u, ag, eps)
     u = u.contiguous()
     if backend == 'cpp':
-        v = _affine(u, aff_a, aff_b).to(u.dtype) if aff_a is not None else u
-        return tuple(_cpp().ean_forward(v, ag.contiguous(), sh0.contiguous(), eps))
+        affine = (None, None) if aff_a is None else (aff_a.contiguous(), aff_b.contiguous())
+        return tuple(_cpp().ean_forward(u, ag.contiguous(), sh0.contiguous(), eps, *affine))
     if backend == 'triton':
         _check_triton(u)
         from .ean_triton import triton_forward
