@@ -75,7 +75,8 @@ setup(
     # must not be replaced, and mmcv needs a build matching that torch.
     install_requires=['mmengine>=0.10.0,<1.0', 'mmdet>=3.3.0,<3.4', 'mmpretrain>=1.2.0,<1.3'],
     # cam: tools/analysis/gradcam.py (class activation maps); deploy: tools/deployment (ONNX
-    # export needs onnx and onnxscript, torch's exporter; onnxruntime runs the files);
+    # export needs onnx and onnxscript, torch's exporter; onnxruntime and OpenVINO run the
+    # files);
     # analysis: mmdet's own tools/analysis_tools run on our configs (benchmark.py imports
     # psutil, analyze_logs.py seaborn; mmdet's package does not require them);
     # tools/setup_env.sh installs all three
@@ -88,7 +89,8 @@ setup(
     # every unset option reaches mim as a Sentinel (`mim train --launcher slurm` fails on
     # srun_args.split).
     extras_require={'tests': ['pytest'], 'cam': ['grad-cam==1.5.7'],
-                    'deploy': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0'],
+                    'deploy': ['onnx==1.23.2', 'onnxscript==0.7.2', 'onnxruntime==1.32.0',
+                               'openvino==2026.4.1'],
                     'analysis': ['psutil==7.2.2', 'seaborn==0.13.2'],
                     'mim': ['model-index==0.1.11', 'click>=8,<8.3', 'pandas', 'requests',
                             'rich', 'tabulate', 'colorama']},

@@ -10,6 +10,7 @@ from conftest import ROOT, load_tool
 from ean_mm.benchmark import (DEFAULT_MODELS, TABLE_COLUMNS, Bench, Options, build_model,
                               count_flops, count_params, markdown, preset_spec, resolve,
                               target_lines)
+from ean_mm.benchmark.report import runtime_lines, runtime_target
 
 bm = load_tool('tools/analysis/benchmark.py')
 R50_PARAMS = 25_557_032
@@ -22,7 +23,8 @@ def tiny_run(tmp_path_factory):
     try:
         rows = bm.main(['--models', 'ean-r18', '--img-size', '32', '--batch-size', '2',
                         '--rounds', '2', '--warmup', '1', '--mem-steps', '1',
-                        '--onnxruntime', '--out-dir', str(out)])
+                        '--onnxruntime', '--openvino', '--export-forms', 'instance',
+                        'moments', '--out-dir', str(out)])
     finally:
         torch.set_flush_denormal(False)  # the tool's CPU setting; keep other tests unaffected
     return out, rows
@@ -34,12 +36,16 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     md = (out / 'auto.md').read_text()
     header = '| ' + ' | '.join(TABLE_COLUMNS) + ' |'
     assert header in md
-    main, ort = md.split('## onnxruntime inference')
-    for section, columns in ((main, len(TABLE_COLUMNS)), (ort, 6)):
+    main, deployed = md.split('## Exported inference: onnxruntime and OpenVINO')
+    # PyTorch: one row a model; exported: plain once a runtime, EAN once a runtime and form
+    for section, columns, count in ((main, len(TABLE_COLUMNS), 2), (deployed, 8, 6)):
         table = [line for line in section.splitlines() if line.startswith('| ResNet-18 |')
                  or line.startswith('| EAN-ResNet-18 |')]
-        assert len(table) == 2
+        assert len(table) == count
         assert all(line.count('|') == columns + 1 for line in table)
+    for runtime in ('onnxruntime', 'OpenVINO'):
+        assert f'| EAN-ResNet-18 | 2 | {runtime} | default |' in deployed
+        assert f'| EAN-ResNet-18 | 2 | {runtime} | moments |' in deployed
     for needle in ('- date: ', '- cpu: ', '- torch threads: ', 'torch ' + torch.__version__,
                    '- command: `python tools/analysis/benchmark.py --models ean-r18',
                    'Table 3', '## Targets', 'EAN-ResNet-18: inference latency'):
@@ -50,9 +56,15 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     ean = {r['name']: r for r in data['rows']}['ean-r18']
     assert ean['twin'] == 'r18' and ean['ean_layers'] == 8
     assert len(ean['infer_s']) == len(ean['train_s']) == 2
-    assert len(ean['ort_s']) == 2
-    for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb',
-                'ort_ms', 'ort_ratio'):
+    assert sorted(ean['runtimes']) == ['onnxruntime', 'onnxruntime:moments', 'openvino',
+                                       'openvino:moments']
+    plain = {r['name']: r for r in data['rows']}['r18']
+    assert sorted(plain['runtimes']) == ['onnxruntime', 'openvino']
+    for key, entry in ean['runtimes'].items():
+        assert len(ean['runtime_s'][key]) == 2 and entry['ms'] > 0 and entry['ratio'] > 0, key
+    assert 'ratio' not in plain['runtimes']['openvino']  # the twin is the reference
+    assert data['info']['openvino'] and data['info']['onnxruntime']
+    for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb'):
         assert ean[key] is not None and ean[key] > 0, key
     # EAN adds 4 vectors of C/64 per block: 2 blocks per stage, C = 64, 128, 256, 512.
     assert ean['params'] == {r['name']: r for r in data['rows']}['r18']['params'] + 2 * 4 * 15
@@ -163,6 +175,35 @@ def test_cli_help_defaults_and_bad_arguments(capsys):
         bm.parse_args(['--rounds', '0'])
     assert exc.value.code == 2 and '--rounds must be >= 1' in capsys.readouterr().err
 
+
+
+def test_runtime_targets_by_family():
+    assert [runtime_target(f) for f in ('ResNet-50', 'MobileNeXt', 'ssdlite320_mobilenext_coco',
+                                        'faster_rcnn_r50_coco', 'ResNet-18')] == \
+        [1.15, 1.25, 1.10, 1.10, None]
+    rows = [_row('r50', 'ResNet-50', 'ResNet-50', 'plain', None,
+                 runtimes={'openvino': dict(ms=100.0)}),
+            _row('ean-r50', 'EAN-ResNet-50', 'ResNet-50', 'EAN', 'r50',
+                 runtimes={'openvino': dict(ms=120.0, ratio=1.2, range=(1.1, 1.3)),
+                           'openvino:moments': dict(ms=110.0, ratio=1.1, range=(1.0, 1.2))})]
+    lines = runtime_lines(rows)
+    assert '| EAN-ResNet-50 | 8 | OpenVINO | moments | 110.0 | **1.100** (1.00-1.20) |' in \
+        '\n'.join(lines)
+    # only the default form is held against the target
+    assert [line for line in lines if line.startswith('- ')] == [
+        '- EAN-ResNet-50, OpenVINO: 1.200x (target <= 1.15x: NOT met)']
+
+
+def test_runtime_flags_are_checked(capsys):
+    args = bm.parse_args(['--openvino', '--onnxruntime', '--settings', 'cpu:1t', 'cpu:2t',
+                          '--export-forms', 'grouped', '--no-train'])
+    assert Options(**vars(args)).export_forms == ['grouped'] and args.no_train
+    for argv, message in ((['--export-forms', 'moments'], '--export-forms needs'),
+                          (['--openvino', '--settings', 'cpu:2t:bf16'], 'in float32'),
+                          (['--openvino', '--export-forms', 'nope'], "invalid choice: 'nope'")):
+        with pytest.raises(SystemExit) as exc:
+            bm.parse_args(argv)
+        assert exc.value.code == 2 and message in capsys.readouterr().err, argv
 
 
 @pytest.mark.parametrize('argv,message', [

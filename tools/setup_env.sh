@@ -28,11 +28,11 @@ TORCHVISION_PIN="torchvision==0.28.0"
 MMCV_VERSION="2.1.0"
 PINS=("mmengine==0.10.7" "mmdet==3.3.0" "mmpretrain==1.2.0" "pytest")
 # The optional extras (setup.py): [cam] for tools/analysis/gradcam.py, [deploy] for
-# tools/deployment (ONNX export and onnxruntime), and their tests; [analysis] for mmdet's
+# tools/deployment (ONNX export, onnxruntime and OpenVINO), and their tests; [analysis] for mmdet's
 # tools/analysis_tools (benchmark.py imports psutil, analyze_logs.py seaborn; mmdet's package
 # does not require them).
 EXTRAS=("grad-cam==1.5.7" "onnx==1.23.2" "onnxscript==0.7.2" "onnxruntime==1.32.0"
-        "psutil==7.2.2" "seaborn==0.13.2")
+        "openvino==2026.4.1" "psutil==7.2.2" "seaborn==0.13.2")
 
 log() { printf '[setup_env] %s\n' "$*"; }
 current_step="start"

@@ -23,11 +23,14 @@ class Options:
     settings: Optional[List[dict]] = None  # see ean_mm.benchmark.settings.parse_settings
     ean_impl: str = 'auto'
     no_memory: bool = False
+    no_train: bool = False  # inference only: no training steps timed
     mem_steps: int = 2  # measured training steps per memory probe
     mem_repeats: int = 1  # fresh processes per model for memory (median)
     mem_jobs: int = 2  # memory probes run side by side
     no_flops: bool = False
-    onnxruntime: bool = False
+    onnxruntime: bool = False  # also time the exported models in onnxruntime
+    openvino: bool = False  # ... and in OpenVINO
+    export_forms: Optional[List[str]] = None  # EAN's export forms to time (None: default)
     profile: int = 0  # torch.profiler iterations per model and mode (0: none)
     out_dir: str = 'work_dirs/benchmark'
     name: Optional[str] = None  # file stem of the reports (None: ean_impl)

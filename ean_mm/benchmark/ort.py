@@ -1,51 +1,79 @@
-"""onnxruntime (CPU) inference of exported models: the deployment cost, timed in interleaved
-rounds like the PyTorch runs."""
+"""Exported models in the CPU runtimes (onnxruntime, OpenVINO): the deployment cost, timed in
+interleaved rounds like the PyTorch runs; EAN models optionally in several export forms."""
 import os.path as osp
 import tempfile
-from typing import Dict, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..models import EAN
+from ..models.layers.ean_export import EXPORT_FORMS
 from .result import Result
 from .runtime import log
 from .workload import Bench, ModelCall
 
-__all__ = ['exported_session', 'measure_onnxruntime']
+__all__ = ['export_bench', 'runtime_key', 'measure_runtimes']
 
 
-def exported_session(bench: Bench, path: str, threads: Optional[int]):
-    """``bench``'s model exported to ``path`` (classifiers: logits; detectors: the whole
-    detector, NMS included, as tools/deployment/export_onnx.py writes it) in onnxruntime."""
-    from ..deploy import export_onnx, onnx_session
+def export_bench(bench: Bench, path: str, form: Optional[str] = None) -> None:
+    """Write ``bench``'s model to ``path`` (classifiers: logits; detectors: the whole detector,
+    NMS included, as tools/deployment/export_onnx.py writes it), its EAN layers in export form
+    ``form`` (``None``: :attr:`.EAN.export_form`)."""
+    from ..deploy import export_onnx
     model = bench.model.eval()
-    if bench.spec.kind == 'detector':
-        export_onnx(model, path, tuple(bench.inputs.shape[-2:]), bench.inputs.shape[0])
-    else:
-        # The TorchScript-based exporter: the same graph, written faster.
-        with torch.no_grad():
-            torch.onnx.export(ModelCall(model, lambda m, t: m(t, mode='tensor')),
-                              (bench.inputs.cpu(), ), path, dynamo=False)
-    return onnx_session(path, threads)
+    layers = [m for m in model.modules() if isinstance(m, EAN)]
+    saved = [m.export_form for m in layers]
+    for m in layers:
+        m.export_form = form or m.export_form
+    try:
+        if bench.spec.kind == 'detector':
+            export_onnx(model, path, tuple(bench.inputs.shape[-2:]), bench.inputs.shape[0])
+        else:
+            # The TorchScript-based exporter: the same graph, written faster.
+            with torch.no_grad():
+                torch.onnx.export(ModelCall(model, lambda m, t: m(t, mode='tensor')),
+                                  (bench.inputs.cpu(), ), path, dynamo=False)
+    finally:
+        for m, f in zip(layers, saved):
+            m.export_form = f
 
 
-def measure_onnxruntime(benches: Sequence[Bench], results: Dict[str, Result], warmup: int,
-                        rounds: int, iters: int, threads: Optional[int]) -> None:
-    """Append one onnxruntime batch time per round to each model's ``ort_s``."""
+def runtime_key(runtime: str, form: Optional[str] = None) -> str:
+    """The key of a runtime's series in :attr:`.Result.runtime_s`: ``runtime`` for the default
+    export form, ``runtime:form`` for another."""
+    return runtime if form in (None, EXPORT_FORMS[0]) else f'{runtime}:{form}'
+
+
+def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmup: int,
+                     rounds: int, iters: int, threads: Optional[int], runtimes: Sequence[str],
+                     forms: Optional[Sequence[str]] = None) -> None:
+    """Append one batch time per round and runtime to each model's ``runtime_s``; EAN models
+    once per export form of ``forms`` (``None``: the default one)."""
+    from ..deploy import runtime_session
     family = benches[0].spec.family
-    runs = []
+    forms = list(forms or [EXPORT_FORMS[0]])
+    runs: List[Tuple[Bench, str, Callable[[], object]]] = []
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(benches):
-            log(f'[{family}] exporting {bench.spec.label} to ONNX')
-            session = exported_session(bench, osp.join(folder, f'{i}.onnx'), threads)
-            feed = {session.get_inputs()[0].name: bench.inputs.float().cpu().numpy()}
-            runs.append((bench, lambda s=session, f=feed: s.run(None, f)))
-        for bench, run in runs:
+            has_ean = any(isinstance(m, EAN) for m in bench.model.modules())
+            for form in (forms if has_ean else [None]):
+                path = osp.join(folder, f'{i}-{form}.onnx')
+                log(f'[{family}] exporting {bench.spec.label}' +
+                    (f' (EAN export form {form})' if form else '') + ' to ONNX')
+                export_bench(bench, path, form)
+                feed_x = bench.inputs.float().cpu().numpy()
+                for runtime in runtimes:
+                    session = runtime_session(path, runtime, threads)
+                    feed = {session.input_names[0]: feed_x}
+                    runs.append((bench, runtime_key(runtime, form),
+                                 lambda s=session, f=feed: s.run(f)))
+        for bench, _, run in runs:
             for _ in range(warmup):
                 run()
         for r in range(rounds):
             parts = []
-            for bench, run in runs:
+            for bench, key, run in runs:
                 t = bench.timed(run, iters)
-                results[bench.spec.name].ort_s.append(t)
-                parts.append(f'{bench.spec.name} {t * 1e3:.0f}')
-            log(f'[{family}] onnxruntime round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')
+                results[bench.spec.name].runtime_s.setdefault(key, []).append(t)
+                parts.append(f'{bench.spec.name} {key} {t * 1e3:.0f}')
+            log(f'[{family}] runtimes round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')

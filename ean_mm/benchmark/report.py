@@ -12,7 +12,8 @@ from .result import Result
 from .runtime import machine_info
 
 __all__ = ['METHOD', 'TABLE_COLUMNS', 'TARGETS', 'summarize', 'markdown', 'target_lines',
-           'onnxruntime_lines', 'profile_lines', 'summary_markdown']
+           'runtime_lines', 'runtime_target', 'RUNTIME_TARGETS',
+           'profile_lines', 'summary_markdown']
 
 METHOD = """\
 * Params: all parameters. FLOPs: mmengine `FlopAnalyzer`, one image, one multiply-add = 1 FLOP,
@@ -43,12 +44,40 @@ TABLE_COLUMNS = ['model', 'B', 'Params', 'FLOPs', 'infer img/s', 'infer ms/batch
                  'paper Params', 'paper FLOPs', 'paper FPS', 'paper ratio']
 
 #: EAN / plain twin limits: (inference, training step, peak training memory).
-TARGETS = {'ResNet-50': (1.05, 1.08, 1.10), 'MobileNeXt': (1.10, 1.12, 1.10)}
+TARGETS = {'ResNet-50': (1.05, 1.08, 1.10), 'MobileNeXt': (1.08, 1.12, 1.10)}
+#: EAN / plain twin limits of exported inference (onnxruntime, OpenVINO), by family: classifier
+#: family names, detector families by their config's first word.
+RUNTIME_TARGETS = {'ResNet-50': 1.15, 'MobileNeXt': 1.25, 'ssdlite320': 1.10,
+                   'faster': 1.10}
+RUNTIME_LABELS = {'onnxruntime': 'onnxruntime', 'openvino': 'OpenVINO'}
 
 
 def _ratio_series(res: Result, twin: Result, key: str) -> List[float]:
     a, b = getattr(res, key), getattr(twin, key)
+    return _ratios(a, b)
+
+
+def _ratios(a: List[float], b: List[float]) -> List[float]:
     return [x / y for x, y in zip(a, b) if y > 0]
+
+
+def runtime_target(family: str) -> Optional[float]:
+    """The :data:`RUNTIME_TARGETS` limit of ``family`` (``None``: none set)."""
+    return RUNTIME_TARGETS.get(family, RUNTIME_TARGETS.get(family.split('_')[0]))
+
+
+def _runtime_rows(res: Result, twin: Optional[Result]) -> Dict[str, dict]:
+    """Per runtime key: ``ms`` (median), and against the twin's default-form series of the
+    same runtime ``ratio`` (median of same-round ratios) and ``range``."""
+    out = {}
+    for key, series in res.runtime_s.items():
+        entry: dict = dict(ms=_ms(statistics.median(series)) if series else None)
+        base = twin.runtime_s.get(key.split(':')[0]) if twin is not None else None
+        ratios = _ratios(series, base) if base else []
+        if ratios:
+            entry.update(ratio=statistics.median(ratios), range=(min(ratios), max(ratios)))
+        out[key] = entry
+    return out
 
 
 def _ms(seconds: Optional[float]) -> Optional[float]:
@@ -67,12 +96,12 @@ def summarize(results: Dict[str, Result]) -> List[dict]:
                    infer_ms=_ms(res.median('infer_s')), train_ms=_ms(res.median('train_s')),
                    ean_layers=res.ean_layers, peak_mb=res.memory.get('peak_mb'),
                    state_mb=res.memory.get('state_mb'), rounds=len(res.infer_s),
-                   profile=res.profile, ort_ms=_ms(res.median('ort_s')),
-                   infer_s=res.infer_s, train_s=res.train_s, ort_s=res.ort_s)
+                   profile=res.profile, runtimes=_runtime_rows(res, twin),
+                   infer_s=res.infer_s, train_s=res.train_s, runtime_s=res.runtime_s)
         med = res.median('infer_s')
         row['img_s'] = res.batch_size / med if med else None
         if twin is not None:
-            for key, short in (('infer_s', 'infer'), ('train_s', 'train'), ('ort_s', 'ort')):
+            for key, short in (('infer_s', 'infer'), ('train_s', 'train')):
                 series = _ratio_series(res, twin, key)
                 if series:
                     row[f'{short}_ratio'] = statistics.median(series)
@@ -150,27 +179,47 @@ def markdown(rows: List[dict], opts: Options, info: Dict[str, str], command: str
                                                 for r in rows if r['flops_note']}))]
     out += ['', '## Targets (EAN vs plain twin)', '']
     out += target_lines(rows) + ['']
-    if any(row.get('ort_ms') for row in rows):
-        out += onnxruntime_lines(rows)
+    if any(row.get('runtimes') for row in rows):
+        out += runtime_lines(rows)
     if any(row.get('profile') for row in rows):
         out += profile_lines(rows, opts)
     out += ['## Method', '', METHOD]
     return '\n'.join(out) + '\n'
 
 
-def onnxruntime_lines(rows: List[dict]) -> List[str]:
-    """The onnxruntime section: its times and ratios beside PyTorch's."""
-    out = ['## onnxruntime inference (the deployment cost)', '',
-           'Each model exported to ONNX (detectors as tools/deployment/export_onnx.py exports '
-           'them: box decoding and NMS included) and run by onnxruntime on the CPU, same batch, '
-           'rounds interleaved as above; PyTorch columns from the table above.', '',
-           '| model | B | onnxruntime ms/batch | onnxruntime ratio | PyTorch ms/batch '
-           '| PyTorch ratio |', '|' + '---|' * 6]
+def _cell(entry: dict) -> str:
+    if 'ratio' not in entry:
+        return '1 (twin)'
+    return f"**{entry['ratio']:.3f}** ({entry['range'][0]:.2f}-{entry['range'][1]:.2f})"
+
+
+def runtime_lines(rows: List[dict]) -> List[str]:
+    """The deployment section: each exported model's time and ratio per runtime (and EAN export
+    form) beside PyTorch's, and the EAN rows against :data:`RUNTIME_TARGETS`."""
+    out = ['## Exported inference: onnxruntime and OpenVINO (the deployment cost)', '',
+           'Each model exported to ONNX (classifiers with the TorchScript-based exporter, '
+           'detectors as tools/deployment/export_onnx.py exports them: box decoding and NMS '
+           'included) and run on the CPU by each runtime, same batch, same threads, rounds '
+           'interleaved as above; an EAN model\'s export form is named when it is not the '
+           'default; PyTorch columns from the table above.', '',
+           '| model | B | runtime | export form | ms/batch | ratio | PyTorch ms/batch '
+           '| PyTorch ratio |', '|' + '---|' * 8]
+    checks = []
     for row in rows:
-        out.append(f"| {row['label']} | {row['batch']} | {_f(row.get('ort_ms'), '.1f')} | "
-                   f"{_ratio_cell(row, 'ort_ratio')} | {_f(row['infer_ms'], '.1f')} | "
-                   f"{_ratio_cell(row, 'infer_ratio')} |")
-    return out + ['']
+        for key, entry in row.get('runtimes', {}).items():
+            runtime, _, form = key.partition(':')
+            form = form or ('default' if row['ean_layers'] else '-')
+            out.append(f"| {row['label']} | {row['batch']} | {RUNTIME_LABELS[runtime]} | "
+                       f"{form} | {_f(entry['ms'], '.1f')} | {_cell(entry)} | "
+                       f"{_f(row['infer_ms'], '.1f')} | {_ratio_cell(row, 'infer_ratio')} |")
+            limit = runtime_target(row['family'])
+            if row['attention'] == 'EAN' and 'ratio' in entry and limit is not None \
+                    and form == 'default':
+                ok = entry['ratio'] <= limit
+                checks.append(f"- {row['label']}, {RUNTIME_LABELS[runtime]}: "
+                              f"{entry['ratio']:.3f}x (target <= {limit:.2f}x: "
+                              f"{'met' if ok else 'NOT met'})")
+    return out + [''] + checks + ['']
 
 
 def profile_lines(rows: List[dict], opts: Options) -> List[str]:
@@ -235,7 +284,21 @@ def summary_markdown(all_rows: Dict[str, List[dict]], opts: Options, command: st
                        f"{_ratio_cell(row, 'train_ratio')} | "
                        f"{_f(row.get('mem_ratio'), '.3f')} | {_f(row['infer_ms'], '.1f')} | "
                        f"{_f(row['train_ms'], '.1f')} |")
+    deployed = [(label, row, key, entry) for label, rows in all_rows.items() for row in rows
+                for key, entry in row.get('runtimes', {}).items() if row['twin'] is not None]
+    if deployed:
+        out += ['', '| setting | model | runtime | export form | ratio | ms/batch '
+                '| plain ms/batch |', '|' + '---|' * 7]
+        for label, row, key, entry in deployed:
+            runtime, _, form = key.partition(':')
+            twin = next((r for r in all_rows[label] if r['name'] == row['twin']), {})
+            plain = twin.get('runtimes', {}).get(runtime, {}).get('ms')
+            out.append(f"| {label} | {row['label']} | {RUNTIME_LABELS[runtime]} | "
+                       f"{form or 'default'} | {_cell(entry)} | {_f(entry['ms'], '.1f')} | "
+                       f"{_f(plain, '.1f')} |")
     out += ['', '## Targets', '']
     for label, rows in all_rows.items():
         out += [f'{label}:'] + target_lines(rows) + ['']
+        if any(row.get('runtimes') for row in rows):
+            out += [line for line in runtime_lines(rows) if line.startswith('- ')] + ['']
     return '\n'.join(out) + '\n'

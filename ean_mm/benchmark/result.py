@@ -1,7 +1,7 @@
 """The measurements of one model."""
 import statistics
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 from .twins import ModelSpec
 
@@ -21,7 +21,8 @@ class Result:
     memory: dict = field(default_factory=dict)
     ean_layers: int = 0
     profile: dict = field(default_factory=dict)
-    ort_s: List[float] = field(default_factory=list)
+    #: Exported-model batch times per runtime (and EAN export form): :func:`.runtime_key`.
+    runtime_s: Dict[str, List[float]] = field(default_factory=dict)
 
     def median(self, key: str) -> Optional[float]:
         """Median of the series ``key`` (``None`` if empty)."""

@@ -13,12 +13,12 @@ from ..models import EAN
 from .flops import count_flops, count_params
 from .memory import measure_memory
 from .options import Options
-from .ort import measure_onnxruntime
+from .ort import measure_runtimes
 from .plot import plot
 from .profiling import profile
 from .report import markdown, summarize, summary_markdown
 from .result import Result
-from .runtime import log, machine_info, setup_runtime
+from .runtime import log, machine_info, runtime_versions, setup_runtime
 from .settings import parse_settings
 from .timing import interleaved_rounds, warm_up
 from .twins import ModelSpec, build_model, resolve
@@ -29,8 +29,8 @@ __all__ = ['measure_family', 'run_setting', 'run_benchmark']
 
 def measure_family(specs: List[ModelSpec], opts: Options, device: torch.device,
                    results: Dict[str, Result]) -> None:
-    """Params, FLOPs, warm-up, interleaved rounds (and profile, onnxruntime if asked) of one
-    family, the plain twin first; into ``results``."""
+    """Params, FLOPs, warm-up, interleaved rounds (and profile, the exported models in
+    onnxruntime / OpenVINO if asked) of one family, the plain twin first; into ``results``."""
     benches: List[Bench] = []
     for spec in specs:
         batch = opts.batch_size or spec.batch_size
@@ -42,16 +42,18 @@ def measure_family(specs: List[ModelSpec], opts: Options, device: torch.device,
         if not opts.no_flops:
             res.flops, res.flops_note = count_flops(model, spec, opts.img_size, device)
         benches.append(Bench(spec, model, batch, opts.img_size, device, amp=opts.amp))
-    warm_up(benches, opts.warmup)
-    interleaved_rounds(benches, results, opts.rounds, opts.iters)
+    modes = ('infer', ) if opts.no_train else ('infer', 'train')
+    warm_up(benches, opts.warmup, modes)
+    interleaved_rounds(benches, results, opts.rounds, opts.iters, modes)
     if opts.profile:
         for bench in benches:
             if bench.spec.attention in ('plain', 'EAN'):
                 results[bench.spec.name].profile = profile(bench, opts.profile, opts.out_dir,
                                                            opts.name)
-    if opts.onnxruntime:
-        measure_onnxruntime(benches, results, opts.warmup, opts.rounds, opts.iters,
-                            opts.threads)
+    runtimes = [r for r in ('onnxruntime', 'openvino') if getattr(opts, r)]
+    if runtimes:
+        measure_runtimes(benches, results, opts.warmup, opts.rounds, opts.iters, opts.threads,
+                         runtimes, opts.export_forms)
 
 
 def run_setting(specs: List[ModelSpec], opts: Options, name: str, command: str) -> List[dict]:
@@ -61,6 +63,7 @@ def run_setting(specs: List[ModelSpec], opts: Options, name: str, command: str) 
     device = torch.device(opts.device)
     info = machine_info(device)
     info['autocast'] = 'bf16' if opts.amp else 'off'
+    info.update(runtime_versions(opts))
     results: Dict[str, Result] = {}
     t0 = time.time()
     families: Dict[str, List[ModelSpec]] = {}

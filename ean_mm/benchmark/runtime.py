@@ -8,7 +8,7 @@ from typing import Dict, Optional
 
 import torch
 
-__all__ = ['setup_runtime', 'machine_info', 'log']
+__all__ = ['setup_runtime', 'machine_info', 'runtime_versions', 'log']
 
 
 def setup_runtime(device: str, threads: Optional[int]) -> None:
@@ -54,6 +54,18 @@ def machine_info(device: torch.device) -> Dict[str, str]:
     except OSError:
         pass
     return info
+
+
+def runtime_versions(opts) -> Dict[str, str]:
+    """``{'onnxruntime': version, 'openvino': version}`` of the runtimes ``opts`` times."""
+    out = {}
+    if opts.onnxruntime:
+        import onnxruntime
+        out['onnxruntime'] = onnxruntime.__version__
+    if opts.openvino:
+        import openvino
+        out['openvino'] = openvino.__version__
+    return out
 
 
 def log(msg: str) -> None:

@@ -1,19 +1,23 @@
 """Interleaved timing: each round times every model of a family once, in order (the plain twin
 first), so that slow phases of a shared machine hit both sides of a ratio."""
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from .result import Result
 from .runtime import log
 from .workload import Bench
 
-__all__ = ['warm_up', 'interleaved_rounds']
+__all__ = ['MODES', 'warm_up', 'interleaved_rounds']
+
+#: What a round times: inference batches, training steps.
+MODES = ('infer', 'train')
 
 
-def warm_up(benches: Sequence[Bench], iterations: int) -> None:
-    """``iterations`` untimed inference batches, then training steps, one model after the
-    other."""
+def warm_up(benches: Sequence[Bench], iterations: int, modes: Tuple[str, ...] = MODES) -> None:
+    """``iterations`` untimed inference batches, then training steps (of ``modes``), one model
+    after the other."""
     for bench in benches:
-        for mode, fn in (('infer', bench.infer), ('train', bench.train_step)):
+        for mode in modes:
+            fn = bench.infer if mode == 'infer' else bench.train_step
             for i in range(iterations):
                 t = bench.timed(fn)
                 log(f'[{bench.spec.family}] warm-up {bench.spec.label} {mode} '
@@ -21,12 +25,12 @@ def warm_up(benches: Sequence[Bench], iterations: int) -> None:
 
 
 def interleaved_rounds(benches: Sequence[Bench], results: Dict[str, Result], rounds: int,
-                       iters: int) -> None:
-    """Append one inference and one training time per round to each model's ``infer_s`` and
-    ``train_s`` (seconds, the mean of ``iters`` calls)."""
+                       iters: int, modes: Tuple[str, ...] = MODES) -> None:
+    """Append one inference and one training time (of ``modes``) per round to each model's
+    ``infer_s`` and ``train_s`` (seconds, the mean of ``iters`` calls)."""
     for r in range(rounds):
         parts: List[str] = []
-        for mode in ('infer', 'train'):
+        for mode in modes:
             for bench in benches:
                 fn = bench.infer if mode == 'infer' else bench.train_step
                 t = bench.timed(fn, iters)

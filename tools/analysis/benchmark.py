@@ -5,7 +5,10 @@
     python tools/analysis/benchmark.py --models ean-r50 --batch-size 8 --rounds 10
     python tools/analysis/benchmark.py --models configs/ssdlite320_ean_mobilenext_coco.py \\
         --img-size 320
-    python tools/analysis/benchmark.py --models ean-r50 ean-mx --onnxruntime  # deployment cost
+    python tools/analysis/benchmark.py --models ean-r50 ean-mx --onnxruntime --openvino \\
+        --no-train --no-memory                                # deployment cost
+    python tools/analysis/benchmark.py --models ean-r50 --onnxruntime --openvino \\
+        --export-forms instance grouped moments centered      # EAN's ONNX forms compared
 
 Every attention variant runs in the same invocation as its plain twin, interleaved round by
 round; medians and variant / plain ratios go into a markdown table (beside the paper's Table 3
@@ -23,6 +26,7 @@ import torch
 
 from ean_mm.benchmark import Options, parse_settings, run_benchmark
 from ean_mm.models.layers.ean import IMPLEMENTATIONS
+from ean_mm.models.layers.ean_export import EXPORT_FORMS
 from ean_mm.paper import CLASSIFIERS
 
 
@@ -57,6 +61,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='EAN implementation (default auto: the C++ kernel on CPU, Triton '
                         'on CUDA)')
     parser.add_argument('--no-memory', action='store_true', help='skip the memory probes')
+    parser.add_argument('--no-train', action='store_true',
+                        help='time inference only (no training steps)')
     parser.add_argument('--mem-steps', type=int, default=Options.mem_steps,
                         help='measured training steps per memory probe')
     parser.add_argument('--mem-repeats', type=int, default=Options.mem_repeats,
@@ -67,6 +73,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--onnxruntime', action='store_true',
                         help='also export every model to ONNX and time it in onnxruntime '
                         '(CPU; needs the deploy extra)')
+    parser.add_argument('--openvino', action='store_true',
+                        help='also export every model to ONNX and time it in OpenVINO (CPU '
+                        'plugin, float32; needs the deploy extra)')
+    parser.add_argument('--export-forms', nargs='+', choices=EXPORT_FORMS, default=None,
+                        metavar='FORM',
+                        help='with --onnxruntime / --openvino: time EAN models exported in each '
+                        f'of these forms ({", ".join(EXPORT_FORMS)}; default: '
+                        f'{EXPORT_FORMS[0]} only)')
     parser.add_argument('--profile', type=int, default=Options.profile, metavar='N',
                         help='also torch.profiler N inference batches and N training steps of '
                         'every plain and EAN model; tables under out-dir')
@@ -83,13 +97,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         parser.error('--warmup must be >= 0')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: no CUDA device available')
-    if args.onnxruntime and (args.amp or args.device == 'cuda' or args.settings):
-        parser.error('--onnxruntime times the CPU in float32: use it without --amp, '
-                     '--device cuda and --settings')
+    if args.export_forms and not (args.onnxruntime or args.openvino):
+        parser.error('--export-forms needs --onnxruntime or --openvino (the runtimes that run '
+                     'the forms)')
     try:
         args.settings = parse_settings(args.settings, args.device, args.threads, args.amp)
     except ValueError as err:
         parser.error(str(err))
+    if (args.onnxruntime or args.openvino) and any(s['amp'] or s['device'] == 'cuda'
+                                                   for s in args.settings):
+        parser.error('--onnxruntime and --openvino time the CPU in float32: use them with CPU '
+                     'settings without bf16 (e.g. --settings cpu:1t cpu:2t), without --amp and '
+                     '--device cuda')
     return args
 
 

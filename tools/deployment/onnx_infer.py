@@ -1,7 +1,8 @@
-"""Detect objects in image files with an exported detector in onnxruntime.
+"""Detect objects in image files with an exported detector in onnxruntime or OpenVINO.
 
     python tools/deployment/onnx_infer.py FILE.onnx CONFIG IMAGE [IMAGE ...] [--out-dir DIR]
-        [--score-thr 0.3] [--cfg-options k=v ...]
+        [--score-thr 0.3] [--backend onnxruntime|openvino] [--threads N]
+        [--cfg-options k=v ...]
 
 Each image goes through the config's test pipeline and data preprocessor (resize, normalise,
 pad to the file's input size); the detections scoring at least ``--score-thr``, scaled back to
@@ -18,7 +19,7 @@ from mmengine.config import DictAction
 import ean_mm  # noqa: F401  (registers ean_mm's components)
 from ean_mm.apis import dataset_classes, test_pipeline
 from ean_mm.checkpoint import format_keys
-from ean_mm.deploy import OnnxDetector, detections_to_list
+from ean_mm.deploy import RUNTIMES, OnnxDetector, detections_to_list
 from ean_mm.utils import InputError, exit_on_input_error, load_config
 
 
@@ -30,6 +31,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--out-dir', help='write each image with its detections drawn here')
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='print and draw the detections scoring at least this')
+    parser.add_argument('--backend', choices=RUNTIMES, default=RUNTIMES[0],
+                        help='the runtime that runs the file on the CPU (default: onnxruntime)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="intra-op threads (default: the runtime's own)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (as tools/test.py)')
     return parser.parse_args(argv)
@@ -47,7 +52,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, dict]:
             raise InputError(f'file not found: {path!r}')
     cfg = load_config(args.config, args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
-    detector = OnnxDetector(args.onnx)
+    detector = OnnxDetector(args.onnx, args.threads, args.backend)
     pipeline = Compose(test_pipeline(cfg))
     preprocessor = MODELS.build(cfg.model.data_preprocessor)
     classes = dataset_classes(cfg) or ()
