@@ -131,6 +131,15 @@ DETECTORS: Dict[str, Optional[DetectionRow]] = {
     'ssdlite320_ean_mobilenext_voc': DetectionRow('Table 4', 4.4, 73.4),
     'ssdlite320_mobilenetv2_coco': None,
     'ssdlite320_ean_mobilenetv2_coco': None,
+    # The detectors people train today, on mmdet's stock recipes: not in the paper.
+    'retinanet_r50_coco': None,
+    'retinanet_ean_r50_coco': None,
+    'mask_rcnn_r50_coco': None,
+    'mask_rcnn_ean_r50_coco': None,
+    'cascade_rcnn_r50_coco': None,
+    'cascade_rcnn_ean_r50_coco': None,
+    'rtmdet_s_coco': None,
+    'rtmdet_s_ean_coco': None,
 }
 
 

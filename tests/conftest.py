@@ -121,3 +121,24 @@ def _trained(config: str, fmt: str, validate: bool):
 #: trained detector: ``config``, ``work`` (folder), ``checkpoint`` (iter_1.pth) and ``log``.
 ssdlite_voc_run = _trained('configs/ssdlite320_ean_mobilenext_voc.py', 'voc', validate=False)
 faster_rcnn_coco_run = _trained('configs/faster_rcnn_ean_r50_coco.py', 'coco', validate=True)
+
+
+@pytest.fixture(scope='session')
+def stock_runs(detection_data, public_weights, tmp_path_factory):
+    """``stock_runs(config)``: tools/train.py of one of the stock-recipe configs (RetinaNet,
+    Mask R-CNN, Cascade R-CNN, RTMDet-s) for one iteration on the generated COCO data, from the
+    public weights it names; each config run once per session, when first asked for
+    (:func:`detection_runs.train_one_iteration`)."""
+    from detection_runs import stock_torch_home, train_one_iteration
+    home = stock_torch_home(tmp_path_factory.mktemp('stock_torch_home'),
+                            public_weights['torchvision_r50'])
+    runs = {}
+
+    def run(config: str) -> dict:
+        if config not in runs:
+            work = tmp_path_factory.mktemp(Path(config).stem)
+            # no validation in the run: the tests evaluate its checkpoint with tools/test.py
+            runs[config] = train_one_iteration(config, detection_data['coco'], work, home,
+                                               validate=False)
+        return runs[config]
+    return run

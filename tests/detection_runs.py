@@ -5,8 +5,10 @@ from pathlib import Path
 from typing import Dict, List
 
 import torch
-from conftest import ROOT, run_tool
+from conftest import ROOT, TORCHVISION_R50, run_tool
 from mmengine.config import Config
+
+from ean_mm.utils.short_run import is_epoch_based, short_run_options
 
 SIZE = 256  # generated images: shapes >= 32 px, so VOC's bbox_min_size filter keeps them
 INPUT = 160  # the detectors' input size in these runs
@@ -40,44 +42,19 @@ def add_coco_categories(ann_file: Path) -> None:
     ann_file.write_text(json.dumps(ann))
 
 
-def _leaf_datasets(node: dict, key: str):
-    if 'dataset' in node:
-        yield from _leaf_datasets(node['dataset'], f'{key}.dataset')
-    elif 'datasets' in node:
-        for i, ds in enumerate(node['datasets']):
-            yield from _leaf_datasets(ds, f'{key}.datasets.{i}')
-    else:
-        yield key, node
-
-
 def small_run_options(config: str, data_root: Path, iters: int = 1,
                       validate: bool = True, pretrained: bool = False) -> List[str]:
     """``--cfg-options`` that point ``config`` at the generated data and make the run tiny
     (``iters`` iterations, a checkpoint at the end, validation at the end if ``validate``, the
     backbone's ImageNet init only if ``pretrained``), leaving everything else as the config has
-    it."""
-    cfg = Config.fromfile(str(ROOT / config))
-    opts = [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters}',
-            f'default_hooks.checkpoint.interval={iters}', 'default_hooks.logger.interval=1',
-            'train_dataloader.batch_size=2']
-    if not pretrained:
-        opts.append('model.backbone.init_cfg=None')
-    # Low score threshold: a detector a few iterations old still outputs boxes to evaluate.
-    opts.append('model.test_cfg.rcnn.score_thr=0.0' if 'rcnn' in cfg.model.test_cfg
-                else 'model.test_cfg.score_thr=0.0')
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts += [f'{loader}.num_workers=0', f'{loader}.persistent_workers=False']
-        for key, ds in _leaf_datasets(cfg[loader]['dataset'], f'{loader}.dataset'):
-            opts.append(f'{key}.data_root={data_root}/')
-            for i, step in enumerate(ds['pipeline']):
-                if step['type'] == 'Resize':
-                    opts.append(f'{key}.pipeline.{i}.scale=({INPUT},{INPUT})')
-    for evaluator in ('val_evaluator', 'test_evaluator'):
-        if cfg[evaluator]['type'] == 'CocoMetric':
-            opts.append(f'{evaluator}.ann_file={data_root}/annotations/instances_val2017.json')
-    if not validate:  # mmengine validates after the last iteration unless there is no val loop
-        opts += ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
-    return opts
+    it: :func:`ean_mm.utils.short_run.short_run_options` at :data:`INPUT` px, batches of 2,
+    seeded. Seeded: the same initial heads every run. A one-iteration RTMDet's box distances
+    sit near zero, and for some seeds every top-scoring box has a negative side, which the
+    config's min_bbox_size filter drops: no detection to evaluate. Seed 0 gives boxes for every
+    config."""
+    return short_run_options(Config.fromfile(str(ROOT / config)), str(data_root), iters,
+                             batch_size=2, input_size=INPUT, validate=validate,
+                             pretrained=pretrained, seed=0)
 
 
 def last_iteration(checkpoint: Path) -> int:
@@ -125,3 +102,61 @@ def fake_onnx_export(monkeypatch) -> None:
 
     monkeypatch.setattr(export, 'end2end_detector', lambda detector: detector)
     monkeypatch.setattr(torch.onnx, 'export', lambda *args, **kwargs: Program())
+
+
+#: The file the RTMDet-s config's backbone init_cfg names (https://download.openmmlab.com/
+#: mmdetection/v3.0/rtmdet/cspnext_rsb_pretrain/cspnext-s_imagenet_600e.pth, prefix
+#: ``backbone.``), as a download leaves it in torch's cache. Source: installed mmdet 3.3.0
+#: ``.mim/configs/rtmdet/rtmdet_s_8xb32-300e_coco.py`` (open-mmlab/mmdetection
+#: ``configs/rtmdet/rtmdet_s_8xb32-300e_coco.py`` @ 9b79bd55feb6e023d22306ee263bbe24f8f721fd).
+CSPNEXT_S = 'cspnext-s_imagenet_600e.pth'
+
+
+def write_cspnext_s_checkpoint(path: Path, seed: int = 5) -> Dict[str, torch.Tensor]:
+    """An ImageNet CSPNeXt-s classifier checkpoint with the published file's keys and shapes:
+    mmpretrain's ``ImageClassifier`` built as mmdet's ``configs/rtmdet/classification/
+    cspnext-s_8xb256-rsb-a1-600e_in1k.py`` (installed mmdet 3.3.0; open-mmlab/mmdetection @
+    19bceba56284d440278e80cfde1d95460330ccbb, the same model section) builds it (backbone
+    ``mmdet.CSPNeXt`` P5, deepen 0.33, widen 0.5, channel attention, BN; global average pooling;
+    ``LinearClsHead`` 512 -> 1000), random values, saved as mmengine saves (``meta``,
+    ``state_dict`` with ``backbone.*`` and ``head.fc.*``). Returns the state dict."""
+    from conftest import randomised
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS as MMPRETRAIN_MODELS
+    init_default_scope('mmpretrain')
+    classifier = MMPRETRAIN_MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='mmdet.CSPNeXt', arch='P5', out_indices=(4, ), expand_ratio=0.5,
+                      deepen_factor=0.33, widen_factor=0.5, channel_attention=True,
+                      norm_cfg=dict(type='BN'), act_cfg=dict(type='mmdet.SiLU')),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=1000, in_channels=512)))
+    state = randomised(classifier.state_dict(), seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({'meta': {}, 'state_dict': state}, path)
+    return state
+
+
+def stock_torch_home(root: Path, torchvision_r50: Path) -> Path:
+    """A TORCH_HOME whose cache holds what the stock-recipe configs start from:
+    ``torchvision://resnet50`` (the file of :func:`conftest.public_weights`) and the RTMDet-s
+    config's CSPNeXt-s ImageNet checkpoint (:func:`write_cspnext_s_checkpoint`)."""
+    cache = root / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / TORCHVISION_R50).symlink_to(torchvision_r50)
+    write_cspnext_s_checkpoint(cache / CSPNEXT_S)
+    return root
+
+
+def train_one_iteration(config: str, data_root: Path, work: Path, torch_home: Path,
+                        validate: bool = True) -> Dict[str, object]:
+    """tools/train.py of ``config`` for one iteration (one epoch of one batch for mmdet's
+    epoch-based recipes) from the public weights its backbone names, found in ``torch_home``'s
+    cache, as a user runs it. Returns ``config``, ``work``, ``checkpoint`` and ``log``."""
+    cfg = Config.fromfile(str(ROOT / config))
+    opts = small_run_options(config, data_root, iters=1, validate=validate, pretrained=True)
+    out = run_tool('tools/train.py', config, '--work-dir', str(work), '--cfg-options', *opts,
+                   env=dict(TORCH_HOME=str(torch_home)))
+    checkpoint = work / ('epoch_1.pth' if is_epoch_based(cfg) else 'iter_1.pth')
+    assert last_iteration(checkpoint) == 1
+    return dict(config=config, work=work, checkpoint=checkpoint, log=out.stdout + out.stderr)

@@ -1,5 +1,7 @@
-"""ONNX export of EAN layers (both exporters) and of whole detectors (tools/deployment), checked
-in onnxruntime against the PyTorch model's own predictions."""
+"""ONNX export of EAN layers (both exporters, every export form) and of whole detectors
+(tools/deployment), checked in onnxruntime and OpenVINO against the PyTorch model's own
+predictions."""
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -14,8 +16,10 @@ from mmengine.config import DictAction
 from torchvision.ops import box_iou
 
 from ean_mm.apis import init_model, prepare_image
-from ean_mm.deploy import OnnxDetector, detections_to_list, end2end_detector
+from ean_mm.deploy import (RUNTIMES, OnnxDetector, detections_to_list, end2end_detector,
+                           runtime_session)
 from ean_mm.models.backbones import EANMobileNeXt, EANResNet
+from ean_mm.models.layers.ean_export import EXPORT_FORMS
 from ean_mm.utils import InputError
 
 export_tool = load_tool('tools/deployment/export_onnx.py')
@@ -58,23 +62,58 @@ def test_ean_backbones_export_to_plain_onnx_ops(backbone, tmp_path):
         torch.testing.assert_close(torch.from_numpy(out), ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize('omega', ['l2', 'l2_mean', 'l1_mean'])
-def test_export_form_is_the_equations(omega):
-    from test_ean import ean_reference
-
+def _random_ean(channels: int, groups: int, omega: str = 'l2'):
     from ean_mm.models.layers.ean import EAN
-    layer = EAN(64, groups=8, omega=omega).double()
+    layer = EAN(channels, groups=groups, omega=omega)
     with torch.no_grad():
         for p in layer.parameters():
             p.normal_()  # away from the fresh layer's 0.5 x
+    return layer
+
+
+@pytest.mark.parametrize('form', EXPORT_FORMS)
+@pytest.mark.parametrize('omega', ['l2', 'l2_mean', 'l1_mean'])
+def test_export_form_is_the_equations(omega, form):
+    from test_ean import ean_reference
+    layer = _random_ean(64, 8, omega).double()
+    layer.export_form = form
     params = [layer.gn.weight, layer.gn.bias, layer.alpha, layer.delta]
     for shape in ((2, 64, 9, 7), (2, 64, 1, 1)):  # 1x1 planes: Eqn 5 gives 0
-        x = torch.randn(*shape, dtype=torch.float64)
+        x = torch.randn(*shape, dtype=torch.float64) * 2 + 1
         with torch.no_grad():
             want = ean_reference(x, *params, groups=8, omega=omega)  # Eqns 5-9 step by step
             torch.testing.assert_close(layer.forward_for_export(x), want, rtol=1e-12,
                                        atol=1e-12)
         assert not torch.allclose(want, 0.5 * x)
+
+
+@pytest.mark.parametrize('form', EXPORT_FORMS)
+def test_every_export_form_runs_in_both_runtimes(form, tmp_path):
+    """Each form holds only standard ONNX operators and gives PyTorch's values in onnxruntime
+    and OpenVINO; the TorchScript-based exporter for every form, the dynamo one (the detectors'
+    exporter) for the default form, which is InstanceNormalization of the input itself: no
+    Reshape."""
+    layer = _random_ean(48, 6).eval()
+    assert layer.export_form == EXPORT_FORMS[0] == 'instance'  # the default
+    layer.export_form = form
+    x = torch.randn(2, 48, 7, 5) * 2 + 0.5
+    with torch.no_grad():
+        want = layer(x)  # the C++ kernel
+    for dynamo in ((False, True) if form == EXPORT_FORMS[0] else (False, )):
+        path = tmp_path / f'{form}-{dynamo}.onnx'
+        with torch.no_grad():
+            torch.onnx.export(layer, (x, ), str(path), dynamo=dynamo,
+                              opset_version=18 if dynamo else 17)
+        model = onnx.load(str(path))
+        assert_plain_onnx(model)
+        if form == 'instance':
+            ops = [n.op_type for n in model.graph.node]
+            assert 'InstanceNormalization' in ops and 'Reshape' not in ops, ops
+        for backend in RUNTIMES:
+            session = runtime_session(str(path), backend)
+            got = session.run({session.input_names[0]: x.numpy()})[0]
+            torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m: f'{form} {backend} dynamo={dynamo}: {m}')
 
 
 def test_library_imports_without_onnx_packages(monkeypatch):
@@ -83,22 +122,27 @@ def test_library_imports_without_onnx_packages(monkeypatch):
         for node in ast.parse(path.read_text()).body:
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ''] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript')
+            assert not any(n.split('.')[0] in ('onnx', 'onnxruntime', 'onnxscript', 'openvino')
                            for n in names), (path, names)
-    for name in ('onnx', 'onnxruntime', 'onnxscript'):
+    for name in ('onnx', 'onnxruntime', 'onnxscript', 'openvino'):
         monkeypatch.setitem(sys.modules, name, None)  # `import name` now fails
     from ean_mm.deploy import export_onnx
     with pytest.raises(InputError, match=r'pip install -e "\.\[deploy\]"'):
         export_onnx(None, 'x.onnx', (320, 320))
     with pytest.raises(InputError, match='onnxruntime is not installed'):
         OnnxDetector('x.onnx')
+    with pytest.raises(InputError, match=r'openvino is not installed: pip install -e "\.\[deploy'):
+        OnnxDetector('x.onnx', backend='openvino')
+    with pytest.raises(InputError, match=r"must be one of \('onnxruntime', 'openvino'\)"):
+        runtime_session('x.onnx', 'tensorrt')
 
 
 # ------------------------------------------------------------------ whole detectors
-def _options(config: str, data_root: Path) -> Tuple[List[str], dict]:
-    """The tiny runs' ``--cfg-options`` (generated data, 160 px input) as words and as a dict;
-    the detectors keep their configs' test thresholds."""
+def _options(config: str, data_root: Path, *overrides: str) -> Tuple[List[str], dict]:
+    """The tiny runs' ``--cfg-options`` (generated data, 160 px input) and ``overrides`` as
+    words and as a dict; the detectors keep their configs' test thresholds otherwise."""
     words = [o for o in small_run_options(config, data_root) if 'score_thr' not in o]
+    words += list(overrides)
     parser = __import__('argparse').ArgumentParser()
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return words, parser.parse_args(['--cfg-options', *words]).cfg_options
@@ -110,9 +154,10 @@ def _val_images(data_root: Path) -> List[str]:
     return [str(p) for p in images[:2]]
 
 
-def _export(run: dict, data: Dict[str, Path], out: Path, *extra: str) -> dict:
+def _export(run: dict, data: Dict[str, Path], out: Path, *extra: str,
+            overrides: Tuple[str, ...] = ()) -> dict:
     fmt = 'voc' if run['config'].endswith('_voc.py') else 'coco'
-    words, options = _options(run['config'], data[fmt])
+    words, options = _options(run['config'], data[fmt], *overrides)
     export_tool.main([run['config'], str(run['checkpoint']), '--out', str(out), *extra,
                       '--cfg-options', *words])
     return dict(run, onnx=out, options=options, words=words, images=_val_images(data[fmt]))
@@ -131,6 +176,45 @@ def faster_rcnn_onnx(faster_rcnn_coco_run, detection_data, tmp_path_factory):
     out = tmp_path_factory.mktemp('onnx') / 'faster_rcnn.onnx'
     return _export(faster_rcnn_coco_run, detection_data, out, '--shape', '160', '160',
                    '--batch-size', '2')
+
+
+def _spread_heads(run: dict, folder: Path, cls_shift: float, reg_shift: float) -> dict:
+    """``run`` with its checkpoint's dense-head outputs spread out: a one-iteration RetinaNet or
+    RTMDet still scores every box near the focal loss's prior 0.01 and RTMDet's boxes are a pixel
+    wide, too alike to tell a wrong export from a right one. Noise on the last conv layers'
+    weights and biases (``bbox_head.<retina|rtm>_<cls|reg>``), class logits shifted by
+    ``cls_shift``, box outputs by ``reg_shift``; everything else as trained."""
+    checkpoint = torch.load(run['checkpoint'], map_location='cpu', weights_only=True)
+    g = torch.Generator().manual_seed(0)
+    state = checkpoint['state_dict']
+    for key, value in state.items():
+        match = re.match(r'bbox_head\.(retina|rtm)_(cls|reg)\.(?:\d+\.)?(weight|bias)$', key)
+        if match:
+            _, branch, kind = match.groups()
+            noise = torch.randn(value.shape, generator=g)
+            shift = cls_shift if branch == 'cls' else reg_shift
+            state[key] = value + (noise * 0.5 + shift if kind == 'bias' else noise * 0.02)
+    path = folder / Path(run['checkpoint']).name
+    torch.save(checkpoint, path)
+    return dict(run, checkpoint=path)
+
+
+@pytest.fixture(scope='module')
+def retinanet_onnx(stock_runs, detection_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp('onnx')
+    run = _spread_heads(stock_runs('configs/retinanet_ean_r50_coco.py'), folder, 3.0, 0.0)
+    return _export(run, detection_data, folder / 'retinanet.onnx', '--shape', '160', '160',
+                   '--batch-size', '2')
+
+
+@pytest.fixture(scope='module')
+def rtmdet_onnx(stock_runs, detection_data, tmp_path_factory):
+    folder = tmp_path_factory.mktemp('onnx')
+    run = _spread_heads(stock_runs('configs/rtmdet_s_ean_coco.py'), folder, 3.0, 1.5)
+    # Fewer than max_per_img (300) detections: the generated images' flat backgrounds give many
+    # boxes one score, and which of a tie makes the top-300 cut is the runtime's choice.
+    return _export(run, detection_data, folder / 'rtmdet.onnx', '--shape', '160', '160',
+                   '--batch-size', '2', overrides=('model.test_cfg.score_thr=0.4', ))
 
 
 def _unexplained(mine: Detections, theirs: Detections, score_thr: float, iou_thr: float,
@@ -163,8 +247,10 @@ def _unexplained(mine: Detections, theirs: Detections, score_thr: float, iou_thr
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('exported', ['ssdlite_onnx', 'faster_rcnn_onnx'])
-def test_onnxruntime_matches_pytorch_predict(exported, request):
+@pytest.mark.parametrize('backend', RUNTIMES)
+@pytest.mark.parametrize('exported', ['ssdlite_onnx', 'faster_rcnn_onnx', 'retinanet_onnx',
+                                      'rtmdet_onnx'])
+def test_runtime_matches_pytorch_predict(exported, backend, request):
     exported = request.getfixturevalue(exported)
     model = init_model(exported['config'], str(exported['checkpoint']),
                        cfg_options=exported['options'])
@@ -176,7 +262,9 @@ def test_onnxruntime_matches_pytorch_predict(exported, request):
         want = [(r.pred_instances.bboxes, r.pred_instances.scores, r.pred_instances.labels)
                 for r in model.predict(inputs, samples, rescale=False)]
     assert_plain_onnx(onnx.load(str(exported['onnx'])))
-    got = detections_to_list(*OnnxDetector(str(exported['onnx']))(inputs))
+    detector = OnnxDetector(str(exported['onnx']), backend=backend)
+    assert detector.classes and detector.classes == tuple(model.classes)  # the metadata read
+    got = detections_to_list(*detector(inputs))
     wrapper = end2end_detector(model)
     thr, iou = getattr(wrapper, 'score_thr'), getattr(wrapper, 'iou')
     k = wrapper.max_per_img
@@ -189,10 +277,12 @@ def test_onnxruntime_matches_pytorch_predict(exported, request):
 
 
 @pytest.mark.slow
-def test_onnx_infer_prints_and_draws(ssdlite_onnx, tmp_path, capsys):
+@pytest.mark.parametrize('backend', RUNTIMES)
+def test_onnx_infer_prints_and_draws(ssdlite_onnx, backend, tmp_path, capsys):
     results = infer_tool.main([str(ssdlite_onnx['onnx']), ssdlite_onnx['config'],
                                *ssdlite_onnx['images'], '--out-dir', str(tmp_path),
-                               '--score-thr', '0.0', '--cfg-options', *ssdlite_onnx['words']])
+                               '--score-thr', '0.0', '--backend', backend, '--threads', '1',
+                               '--cfg-options', *ssdlite_onnx['words']])
     printed = capsys.readouterr().out
     from mmcv import imread
     for image, result in results.items():
@@ -230,10 +320,23 @@ def test_unsupported_detectors_and_shapes_are_named():
     from mmdet.registry import MODELS
     from ean_mm.deploy import check_input_shape, input_shape_of
     init_default_scope('mmdet')
-    cfg = get_config('mmdet::retinanet/retinanet_r50_fpn_1x_coco.py')
-    cfg.model.backbone.init_cfg = None
-    with pytest.raises(InputError, match='RetinaNet: export supports SSD heads'):
-        end2end_detector(MODELS.build(cfg.model))
+    supported = (r'export supports SSD \(SSDLite320\), RetinaNet and RTMDet heads, and Faster '
+                 r'R-CNN \(RPNHead \+ StandardRoIHead without masks\); this model has ')
+    for config, what in (('configs/mask_rcnn_ean_r50_coco.py',
+                          r'MaskRCNN: .*a mask head \(Mask R-CNN: masks are not exported\)'),
+                         ('configs/cascade_rcnn_ean_r50_coco.py',
+                          r'CascadeRCNN: .*a CascadeRoIHead \(Cascade R-CNN\)'),
+                         ('mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+                          r'FCOS: .*head FCOSHead')):
+        cfg = (get_config(config) if config.startswith('mmdet::') else
+               Config.fromfile(str(ROOT / config)))
+        cfg.model.backbone.init_cfg = None
+        with pytest.raises(InputError, match=what) as err:
+            end2end_detector(MODELS.build(cfg.model))
+        assert re.search(supported, str(err.value)), err.value
+    for config, shape in (('configs/retinanet_ean_r50_coco.py', (800, 1344)),
+                          ('configs/rtmdet_s_ean_coco.py', (640, 640))):
+        assert input_shape_of(Config.fromfile(str(ROOT / config))) == shape
     frcnn = Config.fromfile(str(ROOT / 'configs/faster_rcnn_ean_r50_coco.py'))
     assert input_shape_of(frcnn) == (800, 1344)
     ssd = Config.fromfile(str(ROOT / 'configs/ssdlite320_ean_mobilenext_coco.py'))

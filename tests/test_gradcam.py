@@ -157,6 +157,32 @@ def test_detection_cams_for_both_detector_families(tmp_path, capsys):
     assert len(written) == 1 and osp.getsize(written[0]) > 5000
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize('config,score_thr', [
+    ('configs/retinanet_ean_r50_coco.py', 'model.test_cfg.score_thr'),
+    ('configs/mask_rcnn_ean_r50_coco.py', 'model.test_cfg.rcnn.score_thr'),
+    ('configs/cascade_rcnn_ean_r50_coco.py', 'model.test_cfg.rcnn.score_thr'),
+    ('configs/rtmdet_s_ean_coco.py', 'model.test_cfg.score_thr')])
+def test_detection_cams_for_the_stock_detectors(config, score_thr, stock_runs, tmp_path):
+    # The one-iteration runs (tests/test_stock_detectors.py); the default layer, the backbone's
+    # last stage (FPN and CSPNeXt-PAFPN pass it to every level).
+    checkpoint = stock_runs(config)['checkpoint']
+    path, _ = shape_image(tmp_path, 1, 3, 160)
+    options = {score_thr: 0.0}  # 160 px: the Resize, and RTMDet's Pad after it
+    for i, step in enumerate(Config.fromfile(str(ROOT / config)).test_dataloader.dataset.pipeline):
+        for kind, arg in (('Resize', 'scale'), ('Pad', 'size')):
+            if step['type'] == kind:
+                options[f'test_dataloader.dataset.pipeline.{i}.{arg}'] = (160, 160)
+    model = init_model(str(ROOT / config), str(checkpoint), 'cpu', options)
+    layer = detector_stage(model)
+    assert layer == ('backbone.stage4' if 'rtmdet' in config else 'backbone.layer4')
+    inputs, samples, _ = prepare_image(model, path)
+    found = detection_cams(model, inputs, samples, layer, top_k=1, score_thr=0.0)
+    assert len(found) == 1
+    cam = found[0]['cam']
+    assert cam.shape == tuple(inputs.shape[2:]) and np.isfinite(cam).all() and cam.max() > cam.min()
+
+
 def _random_checkpoint(config: str, folder) -> str:
     """A checkpoint of ``config``'s detector with its initial weights, under ``state_dict`` as
     open-mmlab/mmengine ``mmengine/runner/runner.py`` @

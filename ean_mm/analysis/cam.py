@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..utils.errors import InputError
+from ..utils import InputError, box_head_classes
 
 __all__ = ['cam_method', 'find_layer', 'last_stage', 'classifier_cams', 'detection_cams',
            'DetectionCam', 'peak']
@@ -182,11 +182,10 @@ def detection_cams(model: nn.Module, inputs: torch.Tensor, data_samples: list, l
 
 
 def _num_classes(model: nn.Module) -> int:
-    for head in (getattr(model, 'bbox_head', None),
-                 getattr(getattr(model, 'roi_head', None), 'bbox_head', None)):
-        if head is not None and hasattr(head, 'num_classes'):
-            return int(head.num_classes)
-    raise InputError(f'{type(model).__name__}: no bbox_head with num_classes')
+    classes = box_head_classes(model)
+    if classes is None:
+        raise InputError(f'{type(model).__name__}: no bbox_head with num_classes')
+    return classes
 
 
 def peak(cam: np.ndarray) -> Tuple[int, int]:

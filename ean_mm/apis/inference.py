@@ -17,6 +17,7 @@ def init_model(config: str, checkpoint: str, device: str = 'cpu',
     checkpoint that leaves any weight unloaded (missing or of another shape) is refused
     (:func:`~ean_mm.checkpoint.check_checkpoint_fits`); with ``strict``, one that holds more
     tensors than the model too."""
+    from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import MODELS, DefaultScope, init_default_scope
     from mmengine.runner import load_checkpoint
 
@@ -29,7 +30,8 @@ def init_model(config: str, checkpoint: str, device: str = 'cpu',
     cfg.model.setdefault('init_cfg', None)
     if cfg.model.get('backbone', {}).get('init_cfg') is not None:
         cfg.model.backbone.init_cfg = None  # the checkpoint holds every weight
-    model = MODELS.build(cfg.model)
+    # SyncBN (RTMDet's configs) as BatchNorm outside distributed runs, as mmdet's init_detector
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
     check_checkpoint_fits(model, checkpoint, f'the model of {config}',
                           allow_unexpected=not strict)
     meta = load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')

@@ -106,13 +106,15 @@ def build_detector(cfg) -> nn.Module:
     checkpoint (``init_cfg=None``), weights not initialised."""
     from mmdet.registry import MODELS
     from mmengine.config import Config
+    from mmengine.model.utils import revert_sync_batchnorm
     from mmengine.registry import init_default_scope
     if isinstance(cfg, str):
         cfg = Config.fromfile(cfg)
     init_default_scope('mmdet')
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.backbone.init_cfg = None  # random weights: no checkpoint needed
-    return MODELS.build(model_cfg)
+    # SyncBN (RTMDet's configs) as BatchNorm in one process, as mmengine's Runner makes it
+    return revert_sync_batchnorm(MODELS.build(model_cfg))
 
 
 def build_model(spec: ModelSpec, implementation: str = 'auto') -> nn.Module:

@@ -3,10 +3,12 @@ import copy
 import time
 from typing import Callable, List
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..utils import box_head_classes
 from .twins import ModelSpec
 
 __all__ = ['Bench', 'ModelCall', 'detection_samples', 'num_classes']
@@ -14,19 +16,15 @@ __all__ = ['Bench', 'ModelCall', 'detection_samples', 'num_classes']
 
 def num_classes(model: nn.Module) -> int:
     """Classes of a detector's box head (1 where it has none)."""
-    for path in ('bbox_head', 'roi_head.bbox_head'):
-        obj = model
-        for part in path.split('.'):
-            obj = getattr(obj, part, None)
-        if obj is not None and hasattr(obj, 'num_classes'):
-            return int(obj.num_classes)
-    return 1
+    return box_head_classes(model) or 1
 
 
 def detection_samples(batch: int, size: int, classes: int, device: torch.device,
-                      with_gt: bool = True, seed: int = 0) -> List:
-    """Synthetic ``DetDataSample`` s for ``(batch, 3, size, size)`` inputs: 3 boxes each."""
+                      with_gt: bool = True, seed: int = 0, with_masks: bool = False) -> List:
+    """Synthetic ``DetDataSample`` s for ``(batch, 3, size, size)`` inputs: 3 boxes each, and
+    with ``with_masks`` their filled rectangles as ``BitmapMasks`` (Mask R-CNN's targets)."""
     from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
     from mmengine.structures import InstanceData
     g = torch.Generator().manual_seed(seed)
     samples = []
@@ -37,9 +35,15 @@ def detection_samples(batch: int, size: int, classes: int, device: torch.device,
         if with_gt:
             xy = torch.rand(3, 2, generator=g) * size * 0.6
             wh = (torch.rand(3, 2, generator=g) * 0.35 + 0.05) * size
+            boxes = torch.cat([xy, xy + wh], 1)
             s.gt_instances = InstanceData(
-                bboxes=torch.cat([xy, xy + wh], 1).to(device),
+                bboxes=boxes.to(device),
                 labels=torch.randint(classes, (3, ), generator=g).to(device))
+            if with_masks:
+                masks = np.zeros((3, size, size), dtype=np.uint8)
+                for m, (x1, y1, x2, y2) in zip(masks, boxes.round().int().tolist()):
+                    m[y1:y2, x1:x2] = 1
+                s.gt_instances.masks = BitmapMasks(masks, size, size)
         samples.append(s)
     return samples
 
@@ -68,7 +72,8 @@ class Bench:
             self.labels = torch.randint(1000, (batch, ), generator=g).to(device)
         else:
             n = num_classes(model)
-            self.train_samples = detection_samples(batch, size, n, device, seed=seed)
+            self.train_samples = detection_samples(batch, size, n, device, seed=seed,
+                                                   with_masks=getattr(model, 'with_mask', False))
             self.test_samples = detection_samples(batch, size, n, device, with_gt=False)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)

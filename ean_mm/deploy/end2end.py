@@ -4,7 +4,8 @@ pixels) and ``labels (N, K)``, mmdeploy's end2end contract. ``K`` is the config'
 ``test_cfg.max_per_img``; rows past an image's detections are zeros with label -1.
 
 Each step is mmdet 3.3's own prediction path written with shapes fixed at export
-(``BaseDenseHead._predict_by_feat_single``, ``RPNHead``, ``StandardRoIHead``, ``multiclass_nms``):
+(``BaseDenseHead._predict_by_feat_single`` for SSD, RetinaNet and RTMDet, ``RPNHead``,
+``StandardRoIHead``, ``multiclass_nms``):
 a candidate that mmdet drops is kept with score -1 instead, and NMS runs per image and class
 (per image and level for the RPN) through :func:`.nms_mask`. Boxes are clipped to the input's
 size (mmdet clips to the image before padding: the same when the input is not padded).
@@ -90,9 +91,26 @@ def _nms_cfg(cfg, what: str) -> float:
     return float(nms['iou_threshold'])
 
 
-class End2EndSSD(nn.Module):
-    """mmdet's ``SSDHead`` prediction (softmax scores, per-level ``nms_pre`` top candidates above
-    ``score_thr``, ``min_bbox_size``, class-wise NMS, ``max_per_img``)."""
+def decode_distances(points: Tensor, distances: Tensor, shape: Tuple[int, int],
+                     clip: bool) -> Tensor:
+    """``DistancePointBBoxCoder.decode`` (RTMDet): boxes ``(x - l, y - t, x + r, y + b)`` of
+    points ``(..., 2)`` and distances ``(..., 4)``, clipped to ``shape`` when ``clip``."""
+    x, y = points[..., 0], points[..., 1]
+    boxes = torch.stack([x - distances[..., 0], y - distances[..., 1], x + distances[..., 2],
+                         y + distances[..., 3]], dim=-1)
+    if clip:
+        h, w = shape
+        limit = boxes.new_tensor([w, h, w, h])
+        boxes = torch.minimum(boxes.clamp(min=0), limit)
+    return boxes
+
+
+class End2EndDenseHead(nn.Module):
+    """mmdet's single-stage prediction (``BaseDenseHead._predict_by_feat_single`` and
+    ``_bbox_post_process``): scores by sigmoid (RetinaNet, RTMDet) or softmax without the
+    background (SSD), per-level ``nms_pre`` top (prior, class) candidates above ``score_thr``,
+    boxes decoded from anchors (``DeltaXYWHBBoxCoder``) or points
+    (``DistancePointBBoxCoder``), ``min_bbox_size``, class-wise NMS, ``max_per_img``."""
 
     def __init__(self, detector: nn.Module) -> None:
         super().__init__()
@@ -104,24 +122,32 @@ class End2EndSSD(nn.Module):
         self.nms_pre = int(cfg.get('nms_pre', -1))
         self.min_bbox_size = float(cfg.get('min_bbox_size', -1))
         self.max_per_img = int(cfg['max_per_img'])
+        self.sigmoid = bool(head.use_sigmoid_cls)
 
     def forward(self, input: Tensor) -> Tuple[Tensor, Tensor]:
+        from mmdet.models.task_modules.coders import DistancePointBBoxCoder
         head = self.detector.bbox_head
         n, shape, c = input.shape[0], tuple(input.shape[-2:]), head.num_classes
-        cls_scores, bbox_preds = head(self.detector.extract_feat(input))
+        cls_scores, bbox_preds = head(self.detector.extract_feat(input))[:2]
         priors = torch.cat(head.prior_generator.grid_priors(
             [s.shape[-2:] for s in cls_scores], device=input.device))
         chosen = []
         for level in cls_scores:
-            scores = level_outputs([level], c + 1).softmax(-1)[..., :c].reshape(n, -1)
+            logits = level_outputs([level], head.cls_out_channels)
+            scores = logits.sigmoid() if self.sigmoid else logits.softmax(-1)[..., :c]
+            scores = scores.reshape(n, -1)
             above = scores > self.score_thr
             k = scores.shape[1] if self.nms_pre <= 0 else min(self.nms_pre, scores.shape[1])
             idx = torch.where(above, scores, DROPPED).topk(k, dim=1)[1]
             top = torch.zeros_like(above).scatter(1, idx, True) & above
             chosen.append(torch.where(top, scores, DROPPED).reshape(n, -1, c))
         scores = torch.cat(chosen, dim=1)  # (N, P, C)
-        boxes = decode_boxes(head.bbox_coder, priors.expand(n, -1, -1),
-                        level_outputs(bbox_preds, 4), shape)
+        deltas = level_outputs(bbox_preds, 4)
+        if isinstance(head.bbox_coder, DistancePointBBoxCoder):
+            boxes = decode_distances(priors.expand(n, -1, -1), deltas, shape,
+                                     head.bbox_coder.clip_border)
+        else:
+            boxes = decode_boxes(head.bbox_coder, priors.expand(n, -1, -1), deltas, shape)
         scores = torch.where(_min_size_ok(boxes, self.min_bbox_size).unsqueeze(-1), scores,
                              DROPPED)
         return classwise_nms(boxes.unsqueeze(1).expand(n, c, -1, 4), scores.transpose(1, 2),
@@ -216,28 +242,43 @@ class End2EndFasterRCNN(nn.Module):
                              self.score_thr, self.max_per_img)
 
 
+#: What :func:`end2end_detector` exports, for its refusal.
+SUPPORTED = ('SSD (SSDLite320), RetinaNet and RTMDet heads, and Faster R-CNN (RPNHead + '
+             'StandardRoIHead without masks)')
+
+
 def end2end_detector(detector: nn.Module) -> nn.Module:
-    """The exportable form of an mmdet detector: :class:`End2EndSSD` for a single-stage detector
-    with an SSD head, :class:`End2EndFasterRCNN` for an RPN + ``StandardRoIHead`` one."""
-    from mmdet.models.dense_heads import RPNHead, SSDHead
-    from mmdet.models.roi_heads import StandardRoIHead
+    """The exportable form of an mmdet detector: :class:`End2EndDenseHead` for a single-stage
+    detector with an ``SSDHead``, ``RetinaHead`` or ``RTMDetHead`` (and its ``SepBN`` form),
+    :class:`End2EndFasterRCNN` for an RPN + ``StandardRoIHead`` one without masks. Mask R-CNN
+    (a mask head) and Cascade R-CNN (``CascadeRoIHead``) are refused with what is supported."""
+    from mmdet.models.dense_heads import RetinaHead, RPNHead, RTMDetHead, SSDHead
+    from mmdet.models.roi_heads import CascadeRoIHead, StandardRoIHead
     from mmdet.models.roi_heads.roi_extractors import SingleRoIExtractor
-    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder, DistancePointBBoxCoder
     name = type(detector).__name__
-    if isinstance(getattr(detector, 'bbox_head', None), SSDHead):
-        head_coder = detector.bbox_head.bbox_coder
-        wrapper: type = End2EndSSD
+    head = getattr(detector, 'bbox_head', None)
+    roi_head = getattr(detector, 'roi_head', None)
+    if isinstance(head, (SSDHead, RetinaHead, RTMDetHead)):
+        if getattr(head.loss_cls, 'custom_cls_channels', False):
+            raise InputError(f'{name}: export supports sigmoid or softmax scores, not the '
+                             f'custom class channels of {type(head.loss_cls).__name__}')
+        coders: tuple = (DistancePointBBoxCoder, ) if isinstance(head, RTMDetHead) else (
+            DeltaXYWHBBoxCoder, )
+        head_coder, wrapper = head.bbox_coder, End2EndDenseHead
     elif (isinstance(getattr(detector, 'rpn_head', None), RPNHead)
-          and type(getattr(detector, 'roi_head', None)) is StandardRoIHead
-          and isinstance(detector.roi_head.bbox_roi_extractor, SingleRoIExtractor)
-          and not detector.roi_head.with_mask):
-        head_coder = detector.roi_head.bbox_head.bbox_coder
-        wrapper = End2EndFasterRCNN
+          and type(roi_head) is StandardRoIHead and not roi_head.with_mask
+          and isinstance(roi_head.bbox_roi_extractor, SingleRoIExtractor)):
+        coders, head_coder, wrapper = (DeltaXYWHBBoxCoder, ), roi_head.bbox_head.bbox_coder, \
+            End2EndFasterRCNN
     else:
-        raise InputError(f'{name}: export supports SSD heads (SSDLite320) and Faster R-CNN '
-                         '(RPNHead + StandardRoIHead without masks); this model has neither')
-    if not isinstance(head_coder, DeltaXYWHBBoxCoder):
-        raise InputError(f'{name}: export supports DeltaXYWHBBoxCoder box coding, got '
+        what = ('a mask head (Mask R-CNN: masks are not exported)'
+                if isinstance(roi_head, StandardRoIHead) and roi_head.with_mask else
+                'a CascadeRoIHead (Cascade R-CNN)' if isinstance(roi_head, CascadeRoIHead)
+                else f'head {type(head or roi_head).__name__}')
+        raise InputError(f'{name}: export supports {SUPPORTED}; this model has {what}')
+    if not isinstance(head_coder, coders):
+        raise InputError(f'{name}: export supports {coders[0].__name__} box coding here, got '
                          f'{type(head_coder).__name__}')
     return wrapper(detector).eval()
 

@@ -1,4 +1,5 @@
-from .backbones import (AttentionBasicBlock, AttentionInvertedResidual, AttentionMobileNetV2,
+from .backbones import (AttentionBasicBlock, AttentionCSPNeXt, AttentionCSPNeXtBlock,
+                        EANCSPNeXt, AttentionInvertedResidual, AttentionMobileNetV2,
                         AttentionResNet, EANMobileNetV2, EANMobileNeXt, EANResNet, MobileNeXt,
                         SandglassBlock)
 from .dense_heads import CompatSSDHead
@@ -11,5 +12,6 @@ __all__ = [
     'set_ean_implementation',
     'AttentionResNet', 'AttentionBasicBlock', 'EANResNet', 'MobileNeXt', 'SandglassBlock',
     'EANMobileNeXt', 'AttentionMobileNetV2', 'AttentionInvertedResidual', 'EANMobileNetV2',
-    'CompatSSDHead', 'DropoutLinearClsHead'
+    'AttentionCSPNeXt', 'AttentionCSPNeXtBlock', 'EANCSPNeXt', 'CompatSSDHead',
+    'DropoutLinearClsHead'
 ]

@@ -1,3 +1,4 @@
+from .attention_cspnext import AttentionCSPNeXt, AttentionCSPNeXtBlock, EANCSPNeXt
 from .attention_mobilenet_v2 import (AttentionInvertedResidual, AttentionMobileNetV2,
                                      EANMobileNetV2)
 from .attention_resnet import AttentionBasicBlock, AttentionResNet
@@ -7,4 +8,4 @@ from .mobilenext import MobileNeXt, SandglassBlock
 
 __all__ = ['AttentionResNet', 'AttentionBasicBlock', 'EANResNet', 'MobileNeXt',
            'SandglassBlock', 'EANMobileNeXt', 'AttentionMobileNetV2', 'AttentionInvertedResidual',
-           'EANMobileNetV2']
+           'EANMobileNetV2', 'AttentionCSPNeXt', 'AttentionCSPNeXtBlock', 'EANCSPNeXt']

@@ -1,0 +1,5 @@
+# RetinaNet R50-FPN on COCO 2017: mmdet's stock recipe (1x schedule), unchanged; the plain twin of
+# retinanet_ean_r50_coco.py. The paper has no RetinaNet schedule. The backbone starts from
+# torchvision://resnet50, as in mmdet's config.
+_base_ = 'mmdet::retinanet/retinanet_r50_fpn_1x_coco.py'
+custom_imports = dict(imports=['ean_mm'], allow_failed_imports=False)
