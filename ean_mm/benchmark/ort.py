@@ -8,6 +8,7 @@ import torch
 
 from ..models import EAN
 from ..models.layers.ean_export import EXPORT_FORMS
+from ..utils import InputError
 from .result import Result
 from .runtime import log
 from .workload import Bench, ModelCall
@@ -49,12 +50,18 @@ def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmu
                      forms: Optional[Sequence[str]] = None) -> None:
     """Append one batch time per round and runtime to each model's ``runtime_s``; EAN models
     once per export form of ``forms`` (``None``: the default one)."""
-    from ..deploy import runtime_session
+    from ..deploy import end2end_detector, runtime_session
     family = benches[0].spec.family
     forms = list(forms or [EXPORT_FORMS[0]])
     runs: List[Tuple[Bench, str, Callable[[], object]]] = []
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(benches):
+            if bench.spec.kind == 'detector':
+                try:
+                    end2end_detector(bench.model)
+                except InputError as err:  # Mask / Cascade R-CNN: no runtime rows
+                    log(f'[{family}] {bench.spec.label} is not exported: {err}')
+                    continue
             has_ean = any(isinstance(m, EAN) for m in bench.model.modules())
             for form in (forms if has_ean else [None]):
                 path = osp.join(folder, f'{i}-{form}.onnx')
