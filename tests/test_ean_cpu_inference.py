@@ -77,3 +77,64 @@ def test_cpp_affine_refusals_name_the_problem():
     with pytest.raises(RuntimeError, match="in ag's dtype"):
         ean_ops._C.ean_forward(x, ag, sh0, 1e-5, torch.ones(16, dtype=torch.float64),
                                torch.zeros(16, dtype=torch.float64))
+
+
+def test_inference_vectors_are_kept_until_a_source_changes(monkeypatch):
+    """Inference reuses a layer's K-vectors and its norm's (A, B) while the tensors they come
+    from are unchanged; an in-place update, load_state_dict or new running statistics count as
+    a change."""
+    bn = torch.nn.BatchNorm2d(16).eval()
+    folded, alone = randomized(EAN(16, groups=4)), randomized(EAN(16, groups=4))
+    x = torch.randn(2, 16, 5, 6)
+    calls = []
+    original = EAN.kernel_vectors
+    monkeypatch.setattr(EAN, 'kernel_vectors',
+                        lambda self, dtype: calls.append(1) or original(self, dtype))
+
+    def run():
+        with torch.no_grad():
+            return folded.forward_after_norm(bn, x), alone(x)
+
+    def want():
+        with torch.no_grad():
+            return folded(bn(x)), x * alone.attention(x)
+
+    first = run()
+    assert len(calls) == 2  # once a layer
+    again = run()
+    assert len(calls) == 2 and all(torch.equal(a, b) for a, b in zip(again, first))  # kept
+    for change in (lambda: folded.alpha.add_(0.5), lambda: alone.delta.sub_(0.5),
+                   lambda: bn.running_var.mul_(2), lambda: bn.bias.sub_(1),
+                   lambda: alone.load_state_dict({k: v * 1.5 for k, v in
+                                                  alone.state_dict().items()})):
+        with torch.no_grad():
+            change()
+        for got, expected in zip(run(), want()):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    with torch.enable_grad():  # autograd: computed afresh, gradients reach the parameters
+        alone(x.requires_grad_()).sum().backward()
+    assert torch.count_nonzero(alone.alpha.grad) > 0
+
+
+@pytest.mark.parametrize('shape', [(3, 100, 7, 7),   # 300 planes, blocks of 83: the last partial
+                                   (2, 3, 70, 70),   # 4,900 values a plane: one a block
+                                   (2, 24, 33, 3)])  # 99 values: 16-wide vectors and a tail
+@pytest.mark.parametrize('threads', [1, 2])
+def test_cpp_forward_in_blocks_of_planes_is_the_equations(shape, threads):
+    """The C++ forward takes planes in blocks (statistics of a block, then its outputs), split
+    across threads: every plane, first and last of a block, against the float64 equations."""
+    layer = randomized(EAN(shape[1], groups=shape[1] // 4 if shape[1] % 4 == 0 else 1,
+                           implementation='cpp'))
+    x = torch.randn(shape) * 2 + 1
+    a, b = torch.rand(shape[1]) + 0.5, torch.randn(shape[1])
+    ag, sh0 = layer.kernel_vectors(x.dtype)
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.no_grad():
+            y, mu, rstd = ean_ops.ean_forward(x, ag, sh0, layer.gn.eps, a, b, 'cpp')
+    finally:
+        torch.set_num_threads(saved)
+    want, v = folded_reference(layer, x, a, b)
+    torch.testing.assert_close(y.double(), want, rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(mu.double(), v.mean(dim=(2, 3)), rtol=1e-5, atol=1e-5)

@@ -16,6 +16,7 @@
 
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <cmath>
@@ -48,13 +49,11 @@ inline A scalar_sigmoid(A z) {
   return A(1) / (A(1) + std::exp(-z));
 }
 
+// The lanes' sum, by shuffles (a small plane's fixed cost is mostly such reductions).
 template <typename A>
 inline A vec_sum(const Vectorized<A>& v) {
-  A lanes[Vectorized<A>::size()];
-  v.store(lanes);
-  A total = 0;
-  for (int64_t i = 0; i < Vectorized<A>::size(); ++i) total += lanes[i];
-  return total;
+  return at::vec::vec_reduce_all<A>(
+      [](const Vectorized<A>& a, const Vectorized<A>& b) { return a + b; }, v);
 }
 
 // The plane as opmath values: the data itself for float/double, else a converted copy.
@@ -89,6 +88,15 @@ struct PlaneInput {
       return Vectorized<A>::loadu(x);
     }
   }
+  // the first ``count`` values (the rest of the vector zero)
+  inline Vectorized<A> vec(const A* x, int64_t count) const {
+    const Vectorized<A> v = Vectorized<A>::loadu(x, count);
+    if constexpr (kAffine) {
+      return at::vec::fmadd(v, Vectorized<A>(a), Vectorized<A>(b));
+    } else {
+      return v;
+    }
+  }
   inline A scalar(A x) const {
     if constexpr (kAffine) {
       return std::fma(x, a, b);
@@ -98,14 +106,13 @@ struct PlaneInput {
   }
 };
 
-// One plane: its mean and rstd, and out = u * sigmoid(scale*u + shift).
+// One plane's mean and rstd: mean and biased variance in one sweep, on values shifted by the
+// plane's first one (a shift near the mean keeps sum-of-squares cancellation away).
 template <typename A, bool kAffine>
-void forward_plane(const A* x, int64_t m, const PlaneInput<A, kAffine>& in, A ag, A sh0,
-                   double eps, A* out, A& mean_out, A& rstd_out) {
+void plane_stats(const A* x, int64_t m, const PlaneInput<A, kAffine>& in, double eps,
+                 A& mean_out, A& rstd_out) {
   using V = Vectorized<A>;
   const int64_t vm = m - m % V::size();
-  // mean and biased variance in one sweep, on values shifted by the plane's first one
-  // (a shift near the mean keeps sum-of-squares cancellation away)
   const A shift0 = in.scalar(x[0]);
   const V vshift(shift0);
   // two independent accumulator pairs: the sums' add latency, not the loads, bounded this
@@ -132,20 +139,64 @@ void forward_plane(const A* x, int64_t m, const PlaneInput<A, kAffine>& in, A ag
   }
   const A dmean = total / A(m);
   const A var = std::max(sq / A(m) - dmean * dmean, A(0));
-  const A mean = shift0 + dmean;
-  const A rs = A(1) / std::sqrt(var + A(eps));
-  mean_out = mean;
-  rstd_out = rs;
-  const A scale = ag * rs;
-  const A shift = sh0 - scale * mean;
+  mean_out = shift0 + dmean;
+  rstd_out = A(1) / std::sqrt(var + A(eps));
+}
+
+// out = u * sigmoid(scale*u + shift) of one plane.
+template <typename A, bool kAffine>
+void plane_output(const A* x, int64_t m, const PlaneInput<A, kAffine>& in, A scale, A shift,
+                  A* out) {
+  using V = Vectorized<A>;
+  const int64_t vm = m - m % V::size();
   const V vns(-scale), vnt(-shift), one(A(1));
   for (int64_t i = 0; i < vm; i += V::size()) {
     const V u = in.vec(x + i);
     (u / (one + vec_exp(at::vec::fmadd(u, vns, vnt)))).store(out + i);  // u * sigmoid(z)
   }
-  for (int64_t i = vm; i < m; ++i) {
-    const A u = in.scalar(x[i]);
-    out[i] = u * scalar_sigmoid(scale * u + shift);
+  if (m > vm) {  // the last values through the same vector arithmetic, partly filled
+    const V u = in.vec(x + vm, m - vm);
+    (u / (one + vec_exp(at::vec::fmadd(u, vns, vnt)))).store(out + vm, m - vm);
+  }
+}
+
+// Planes [begin, end) in blocks of about 4K values (16 KB of float, within L1): the
+// statistics of a block's planes, then their outputs. A small plane's statistics end in a
+// chain of dependent steps (reductions, sqrt, division); computing a block of them before any
+// output lets those chains overlap, and the outputs read the block again from L1 (with larger
+// blocks, from L2: 1.7x the time for R50's and MobileNeXt's 56x56 layers at 2 threads).
+template <typename T, bool kAffine>
+void forward_planes(const T* xd, T* yd, int64_t begin, int64_t end, int64_t m, int64_t c,
+                    int64_t k, const at::opmath_type<T>* agd, const at::opmath_type<T>* shd,
+                    const at::opmath_type<T>* ad, const at::opmath_type<T>* bd, double eps,
+                    at::opmath_type<T>* mud, at::opmath_type<T>* rsd) {
+  using A = at::opmath_type<T>;
+  constexpr bool kDirect = std::is_same_v<T, A>;  // float / double: no conversion buffers
+  const int64_t block = kDirect ? std::max<int64_t>(1, 4096 / m) : 1;
+  std::vector<A> in_buf(kDirect ? 0 : m), out_buf(kDirect ? 0 : m);
+  auto input = [&](int64_t p) {
+    const int64_t ch = p % c;
+    if constexpr (kAffine) {
+      return PlaneInput<A, true>{ad[ch], bd[ch]};
+    } else {
+      return PlaneInput<A, false>{};
+    }
+  };
+  for (int64_t b0 = begin; b0 < end; b0 += block) {
+    const int64_t b1 = std::min(end, b0 + block);
+    for (int64_t p = b0; p < b1; ++p) {
+      plane_stats<A, kAffine>(load_plane<T, A>(xd + p * m, m, in_buf), m, input(p), eps,
+                              mud[p], rsd[p]);
+    }
+    for (int64_t p = b0; p < b1; ++p) {
+      const int64_t kk = p % c % k;
+      const A scale = agd[kk] * rsd[p];
+      const A shift = shd[kk] - scale * mud[p];
+      A* out = kDirect ? reinterpret_cast<A*>(yd + p * m) : out_buf.data();
+      plane_output<A, kAffine>(load_plane<T, A>(xd + p * m, m, in_buf), m, input(p), scale,
+                               shift, out);
+      store_plane<T, A>(out, m, yd + p * m);
+    }
   }
 }
 
@@ -165,19 +216,10 @@ void forward_impl(const at::Tensor& x, const at::Tensor& ag, const at::Tensor& s
   const A* bd = affine ? aff_b.const_data_ptr<A>() : nullptr;
   const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(m, 1));
   at::parallel_for(0, n * c, grain, [&](int64_t begin, int64_t end) {
-    std::vector<A> in_buf(std::is_same_v<T, A> ? 0 : m), out_buf(std::is_same_v<T, A> ? 0 : m);
-    for (int64_t p = begin; p < end; ++p) {
-      const int64_t ch = p % c;
-      const A* plane = load_plane<T, A>(xd + p * m, m, in_buf);
-      A* out = std::is_same_v<T, A> ? reinterpret_cast<A*>(yd + p * m) : out_buf.data();
-      if (affine) {
-        forward_plane<A, true>(plane, m, PlaneInput<A, true>{ad[ch], bd[ch]}, agd[ch % k],
-                               shd[ch % k], eps, out, mud[p], rsd[p]);
-      } else {
-        forward_plane<A, false>(plane, m, PlaneInput<A, false>{}, agd[ch % k], shd[ch % k],
-                                eps, out, mud[p], rsd[p]);
-      }
-      store_plane<T, A>(out, m, yd + p * m);
+    if (affine) {
+      forward_planes<T, true>(xd, yd, begin, end, m, c, k, agd, shd, ad, bd, eps, mud, rsd);
+    } else {
+      forward_planes<T, false>(xd, yd, begin, end, m, c, k, agd, shd, ad, bd, eps, mud, rsd);
     }
   });
 }

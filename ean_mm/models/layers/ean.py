@@ -124,6 +124,34 @@ class EAN(nn.Module):
                                          self.omega, self.l2_eps)
         return self.kernel_vectors(x.dtype)
 
+    def _inference_vectors(self, x: torch.Tensor, norm: Optional[nn.Module] = None
+                           ) -> Tuple[torch.Tensor, ...]:
+        """``(ag, sh0)``, and with an eval-mode ``norm`` its ``(A, B)`` too, for inference (no
+        autograd). On real tensors they are computed once and kept while the tensors they come
+        from are unchanged (same storage, same version counter: an optimizer step,
+        ``load_state_dict`` or ``.to()`` changes one of them); about ten small PyTorch ops a
+        layer otherwise, which in an EAN-MobileNeXt batch on one CPU thread add up to a percent
+        of the time. Not under a compiler or an exporter (their fake tensors have no storage)."""
+        sources = [self.gn.weight, self.gn.bias, self.alpha, self.delta]
+        if norm is not None:
+            sources += [norm.weight, norm.bias, norm.running_mean, norm.running_var]
+        key = None
+        if type(x) is torch.Tensor and not torch.compiler.is_compiling():
+            key = (x.dtype, x.device, self.implementation, self.omega,
+                   None if norm is None else norm.eps,
+                   tuple((t.data_ptr(), t._version) for t in sources))
+            cached = self.__dict__.get('_vectors_cache')
+            if cached is not None and cached[0] == key:
+                return cached[1]
+        ag, sh0 = self._kernel_vectors_for(x)
+        vectors: Tuple[torch.Tensor, ...] = (ag, sh0)
+        if norm is not None:
+            vectors += _frozen_affine(norm.weight, norm.bias, norm.running_mean,
+                                      norm.running_var, norm.eps, ag.dtype)
+        if key is not None:
+            self.__dict__['_vectors_cache'] = (key, vectors)
+        return vectors
+
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'EAN expects (N, {self.in_channels}, H, W) input, '
@@ -135,7 +163,8 @@ class EAN(nn.Module):
             # ONNX has no EAN kernel; a jit trace (mmengine's FLOP counter) sees its aten ops
             return self.forward_for_export(x)
         if self.implementation in BACKENDS:
-            ag, sh0 = self._kernel_vectors_for(x)
+            ag, sh0 = (self._kernel_vectors_for(x) if torch.is_grad_enabled() else
+                       self._inference_vectors(x))
             return ean_forward(x, ag, sh0, self.gn.eps, backend=self.implementation)[0]
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
@@ -172,12 +201,11 @@ class EAN(nn.Module):
         bn_training = norm.training or (norm.running_mean is None and norm.running_var is None)
         if bn_training and not torch.is_grad_enabled():
             return self(norm(x))  # batch statistics without autograd: nothing to save
+        if not bn_training and not torch.is_grad_enabled():  # inference: the norm folded in
+            ag, sh0, aff_a, aff_b = self._inference_vectors(x, norm)
+            return ean_forward(x, ag, sh0, self.gn.eps, aff_a, aff_b, self.implementation)[0]
         use_running = not norm.training or norm.track_running_stats
         ag, sh0 = self._kernel_vectors_for(x)
-        if not bn_training and not torch.is_grad_enabled():  # inference: the norm folded in
-            aff_a, aff_b = _frozen_affine(norm.weight, norm.bias, norm.running_mean,
-                                          norm.running_var, norm.eps, ag.dtype)
-            return ean_forward(x, ag, sh0, self.gn.eps, aff_a, aff_b, self.implementation)[0]
         return _BatchNormEAN.apply(
             x, norm.weight, norm.bias, ag, sh0, norm.running_mean if use_running else None,
             norm.running_var if use_running else None, bn_training, factor, norm.eps,

@@ -17,7 +17,9 @@ and differs only in the operators it leaves in the graph:
   0), the per-plane ``scale = ag * rstd``, ``shift = sh0 - scale * mu`` on ``(N, C)`` values,
   then one elementwise chain ``x * sigmoid(x * scale + shift)``;
 * ``'centered'``: ReduceMean of ``x``, ``d = x - mu``, ReduceMean of ``d * d``, then
-  ``x * sigmoid(d * (ag * rstd) + sh0)``.
+  ``x * sigmoid(d * (ag * rstd) + sh0)``;
+* ``'layernorm'``: LayerNormalization of ``x`` over ``(H, W)`` without affine (each plane
+  on its own, as Eqn 5), then ``x * sigmoid(xhat * ag + sh0)``.
 """
 from typing import Callable, Dict
 
@@ -63,10 +65,17 @@ def _centered(x: Tensor, ag: Tensor, sh0: Tensor, groups: int, eps: float) -> Te
     return x * torch.sigmoid(d * (_repeat(ag, c) * rstd) + _repeat(sh0, c))
 
 
+def _layernorm(x: Tensor, ag: Tensor, sh0: Tensor, groups: int, eps: float) -> Tensor:
+    c, h, w = x.shape[1:]
+    xhat = torch.nn.functional.layer_norm(x, (h, w), None, None, eps)
+    return x * torch.sigmoid(xhat * _repeat(ag, c) + _repeat(sh0, c))
+
+
 _FORMS: Dict[str, Callable[[Tensor, Tensor, Tensor, int, float], Tensor]] = {
-    'grouped': _grouped, 'instance': _instance, 'moments': _moments, 'centered': _centered}
+    'grouped': _grouped, 'instance': _instance, 'moments': _moments, 'centered': _centered,
+    'layernorm': _layernorm}
 #: The names of the forms, the default (:data:`.EAN.export_form`) first.
-EXPORT_FORMS = ('instance', 'grouped', 'moments', 'centered')
+EXPORT_FORMS = ('instance', 'grouped', 'moments', 'centered', 'layernorm')
 
 
 def export_form(form: str, x: Tensor, ag: Tensor, sh0: Tensor, groups: int,
