@@ -20,6 +20,9 @@ METHOD = """\
   elementwise ops (sigmoid, products, adds) not counted; EAN traces as its export form, whose
   instance norm is counted like the GroupNorm of its reference path (5 FLOPs/element, mmengine's
   norm rule).
+* Before any timing, every BatchNorm's running statistics are those of one training-mode
+  forward pass of the model's batch (random weights with the initial statistics give
+  activations that grow layer after layer, another regime than a trained network's).
 * Inference: eval mode, `torch.no_grad()`, batch B of random images; images/s = B / median
   batch time.
 * Training step: train mode, forward + loss (cross-entropy for classifiers, the detector's own

@@ -41,7 +41,9 @@ def measure_family(specs: List[ModelSpec], opts: Options, device: torch.device,
         res.ean_layers = sum(isinstance(m, EAN) for m in model.modules())
         if not opts.no_flops:
             res.flops, res.flops_note = count_flops(model, spec, opts.img_size, device)
-        benches.append(Bench(spec, model, batch, opts.img_size, device, amp=opts.amp))
+        bench = Bench(spec, model, batch, opts.img_size, device, amp=opts.amp)
+        bench.calibrate_norms()
+        benches.append(bench)
     modes = ('infer', ) if opts.no_train else ('infer', 'train')
     warm_up(benches, opts.warmup, modes)
     interleaved_rounds(benches, results, opts.rounds, opts.iters, modes)

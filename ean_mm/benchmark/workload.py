@@ -78,6 +78,26 @@ class Bench:
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
 
+    def calibrate_norms(self) -> None:
+        """Set every BatchNorm's running statistics to those of one forward pass in training
+        mode (no gradients): with the initial ``(0, 1)`` the untrained network's activations
+        grow layer after layer, and inference on them runs in another regime than on a trained
+        network (on this project's CPU a plain MobileNeXt batch took 1.9x as long). Frozen norms
+        (``norm_eval``) are calibrated too; momenta are restored."""
+        norms = [m for m in self.model.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        momenta = [m.momentum for m in norms]
+        self.model.train()
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average: after one pass, that pass's statistics
+            m.train()
+        with torch.no_grad(), self.autocast():
+            self.loss()
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        self.model.train()  # the model's own train() again: norm_eval puts its norms back
+
     def sync(self) -> None:
         """Wait for the device's queued work."""
         if self.device.type == 'cuda':
