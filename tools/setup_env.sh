@@ -111,7 +111,7 @@ have "openmim==0.3.9" || pip_install --no-deps "openmim==0.3.9"
 
 step "install mmcv $MMCV_VERSION with compiled ops"
 # On a machine with a visible GPU (or with FORCE_CUDA=1) mmcv is built from source with its CUDA
-# ops (tools/build_mmcv_cuda.sh: CUDA toolkit, architectures, CUDA 13 patches, a check on the
+# ops (tools/build_mmcv_cuda.sh: CUDA toolkit, architectures, the build, a check on the
 # GPU); elsewhere with CPU ops, or taken from a wheel in PIP_FIND_LINKS.
 if [ "${FORCE_CUDA:-0}" = "1" ] || "$PY" -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
     if have "mmcv==$MMCV_VERSION" && "$PY" -c "import sys; from mmcv.ops import get_compiling_cuda_version as v; sys.exit(v() == 'not available')" 2>/dev/null; then
