@@ -23,8 +23,8 @@ def tiny_run(tmp_path_factory):
     try:
         rows = bm.main(['--models', 'ean-r18', '--img-size', '32', '--batch-size', '2',
                         '--rounds', '2', '--warmup', '1', '--mem-steps', '1',
-                        '--onnxruntime', '--openvino', '--export-forms', 'instance',
-                        'moments', '--out-dir', str(out)])
+                        '--onnxruntime', '--openvino', '--export-forms', 'layernorm',
+                        'moments', '--profile', '1', '--out-dir', str(out)])
     finally:
         torch.set_flush_denormal(False)  # the tool's CPU setting; keep other tests unaffected
     return out, rows
@@ -37,6 +37,7 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     header = '| ' + ' | '.join(TABLE_COLUMNS) + ' |'
     assert header in md
     main, deployed = md.split('## Exported inference: onnxruntime and OpenVINO')
+    deployed, profiles = deployed.split('## Profile (torch.profiler')
     # PyTorch: one row a model; exported: plain once a runtime, EAN once a runtime and form
     for section, columns, count in ((main, len(TABLE_COLUMNS), 2), (deployed, 8, 6)):
         table = [line for line in section.splitlines() if line.startswith('| ResNet-18 |')
@@ -47,6 +48,7 @@ def test_end_to_end_writes_table_png_json(tiny_run):
         assert f'| EAN-ResNet-18 | 2 | {runtime} | default |' in deployed
         assert f'| EAN-ResNet-18 | 2 | {runtime} | moments |' in deployed
     for needle in ('- date: ', '- cpu: ', '- torch threads: ', 'torch ' + torch.__version__,
+                   '- allocator: ', 'Minor page faults per inference batch',
                    '- command: `python tools/analysis/benchmark.py --models ean-r18',
                    'Table 3', '## Targets', 'EAN-ResNet-18: inference latency'):
         assert needle in md, needle
@@ -56,6 +58,9 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     ean = {r['name']: r for r in data['rows']}['ean-r18']
     assert ean['twin'] == 'r18' and ean['ean_layers'] == 8
     assert len(ean['infer_s']) == len(ean['train_s']) == 2
+    # a batch's page-fault count (median of 2 rounds: a whole or half number) is in the report
+    assert ean['infer_faults'] >= 0 and (2 * ean['infer_faults']).is_integer()
+    assert f"EAN-ResNet-18 {ean['infer_faults']:,.0f}" in md
     assert sorted(ean['runtimes']) == ['onnxruntime', 'onnxruntime:moments', 'openvino',
                                        'openvino:moments']
     plain = {r['name']: r for r in data['rows']}['r18']
@@ -63,6 +68,19 @@ def test_end_to_end_writes_table_png_json(tiny_run):
     for key, entry in ean['runtimes'].items():
         assert len(ean['runtime_s'][key]) == 2 and entry['ms'] > 0 and entry['ratio'] > 0, key
     assert 'ratio' not in plain['runtimes']['openvino']  # the twin is the reference
+    # torch.profiler: EAN's kernel time lands in the EAN category, none in the plain twin's
+    assert ean['profile']['infer']['EAN'] > 0 and plain['profile']['infer']['EAN'] == 0
+    # the runtimes' own profiles: one node per EAN layer of the form's norm, in each file
+    ops = {key: {op: nodes for op, (_, nodes) in p.items()}
+           for key, p in ean['runtime_profile'].items()}
+    assert sorted(ops) == sorted(ean['runtimes'])
+    assert ops['onnxruntime']['LayerNormalization'] == ops['onnxruntime']['Sigmoid'] == 8
+    assert ops['openvino']['MVN'] == 8  # OpenVINO's name for the normalisation
+    assert ops['onnxruntime:moments']['ReduceMean'] == 16  # mean of x and of x * x
+    assert 'LayerNormalization' not in ops['onnxruntime:moments']
+    assert not {'LayerNormalization', 'Sigmoid'} & set(plain['runtime_profile']['onnxruntime'])
+    assert '| EAN-ResNet-18 | onnxruntime | LayerNormalization | 8 |' in profiles
+    assert '| EAN-ResNet-18 | OpenVINO (moments) | ' in profiles
     assert data['info']['openvino'] and data['info']['onnxruntime']
     for key in ('infer_ratio', 'train_ratio', 'mem_ratio', 'img_s', 'flops', 'peak_mb'):
         assert ean[key] is not None and ean[key] > 0, key

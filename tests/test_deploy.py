@@ -4,7 +4,7 @@ predictions."""
 import re
 import sys
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import onnx
 import onnxruntime
@@ -18,6 +18,7 @@ from torchvision.ops import box_iou
 from ean_mm.apis import init_model, prepare_image
 from ean_mm.deploy import (RUNTIMES, OnnxDetector, detections_to_list, end2end_detector,
                            runtime_session)
+from ean_mm.models import EAN, ean_export_form
 from ean_mm.models.backbones import EANMobileNeXt, EANResNet
 from ean_mm.models.layers.ean_export import EXPORT_FORMS
 from ean_mm.utils import InputError
@@ -28,11 +29,16 @@ Detections = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # boxes, scores, l
 
 
 # ------------------------------------------------------------------ EAN layers
-def assert_plain_onnx(model: onnx.ModelProto) -> None:
-    """Only standard ONNX operators, EAN's sigmoid among them (no custom op, no fallback)."""
+def _nodes(model: onnx.ModelProto) -> list:
     nodes = list(model.graph.node)
     for function in model.functions:  # the dynamo exporter may keep modules as functions
         nodes += list(function.node)
+    return nodes
+
+
+def assert_plain_onnx(model: onnx.ModelProto) -> None:
+    """Only standard ONNX operators, EAN's sigmoid among them (no custom op, no fallback)."""
+    nodes = _nodes(model)
     domains = {n.domain for n in nodes} - {f.domain for f in model.functions}
     assert domains <= {'', 'ai.onnx'}, domains
     ops = {n.op_type for n in nodes}
@@ -71,6 +77,22 @@ def _random_ean(channels: int, groups: int, omega: str = 'l2'):
     return layer
 
 
+def test_ean_export_form_sets_every_layer_then_restores_each():
+    net = torch.nn.Sequential(_random_ean(16, 4), _random_ean(16, 4))
+    net[1].export_form = 'moments'
+    with ean_export_form(net, 'grouped') as count:
+        assert count == 2 and [m.export_form for m in net] == ['grouped', 'grouped']
+    assert [m.export_form for m in net] == [EXPORT_FORMS[0], 'moments']
+    with pytest.raises(RuntimeError), ean_export_form(net, 'centered'):
+        raise RuntimeError  # an export that fails
+    assert [m.export_form for m in net] == [EXPORT_FORMS[0], 'moments']
+    with ean_export_form(net, None):  # no --ean-export-form: each layer's own
+        assert [m.export_form for m in net] == [EXPORT_FORMS[0], 'moments']
+    with pytest.raises(ValueError, match=r"export form must be one of .*got 'onnx'"):
+        with ean_export_form(net, 'onnx'):
+            pass
+
+
 @pytest.mark.parametrize('form', EXPORT_FORMS)
 @pytest.mark.parametrize('omega', ['l2', 'l2_mean', 'l1_mean'])
 def test_export_form_is_the_equations(omega, form):
@@ -91,10 +113,10 @@ def test_export_form_is_the_equations(omega, form):
 def test_every_export_form_runs_in_both_runtimes(form, tmp_path):
     """Each form holds only standard ONNX operators and gives PyTorch's values in onnxruntime
     and OpenVINO; the TorchScript-based exporter for every form, the dynamo one (the detectors'
-    exporter) for the default form, which is InstanceNormalization of the input itself: no
-    Reshape."""
+    exporter) for the default form, which normalises the input itself with LayerNormalization
+    (no Reshape of the tensor); 'instance' with InstanceNormalization."""
     layer = _random_ean(48, 6).eval()
-    assert layer.export_form == EXPORT_FORMS[0] == 'instance'  # the default
+    assert layer.export_form == EXPORT_FORMS[0] == 'layernorm'  # the default
     layer.export_form = form
     x = torch.randn(2, 48, 7, 5) * 2 + 0.5
     with torch.no_grad():
@@ -106,9 +128,11 @@ def test_every_export_form_runs_in_both_runtimes(form, tmp_path):
                               opset_version=18 if dynamo else 17)
         model = onnx.load(str(path))
         assert_plain_onnx(model)
-        if form == 'instance':
-            ops = [n.op_type for n in model.graph.node]
-            assert 'InstanceNormalization' in ops and 'Reshape' not in ops, ops
+        ops = [n.op_type for n in model.graph.node]
+        norm = {'layernorm': 'LayerNormalization', 'instance': 'InstanceNormalization'}.get(form)
+        if norm:  # the tensor path has no Reshape (TorchScript's file may reshape parameters)
+            assert norm in ops, ops
+            assert 'Reshape' not in ops or not dynamo and form == 'layernorm', ops
         for backend in RUNTIMES:
             session = runtime_session(str(path), backend)
             got = session.run({session.input_names[0]: x.numpy()})[0]
@@ -155,12 +179,16 @@ def _val_images(data_root: Path) -> List[str]:
 
 
 def _export(run: dict, data: Dict[str, Path], out: Path, *extra: str,
-            overrides: Tuple[str, ...] = ()) -> dict:
+            overrides: Tuple[str, ...] = (), form: Optional[str] = None) -> dict:
+    """``run``'s checkpoint exported to ``out``, EAN in export form ``form`` (``None``: the
+    default, without the flag)."""
     fmt = 'voc' if run['config'].endswith('_voc.py') else 'coco'
     words, options = _options(run['config'], data[fmt], *overrides)
-    export_tool.main([run['config'], str(run['checkpoint']), '--out', str(out), *extra,
+    flag = ('--ean-export-form', form) if form else ()
+    export_tool.main([run['config'], str(run['checkpoint']), '--out', str(out), *extra, *flag,
                       '--cfg-options', *words])
-    return dict(run, onnx=out, options=options, words=words, images=_val_images(data[fmt]))
+    return dict(run, onnx=out, options=options, words=words, images=_val_images(data[fmt]),
+                form=form or EAN.export_form)
 
 
 @pytest.fixture(scope='module')
@@ -175,7 +203,7 @@ def ssdlite_onnx(ssdlite_voc_run, detection_data, tmp_path_factory):
 def faster_rcnn_onnx(faster_rcnn_coco_run, detection_data, tmp_path_factory):
     out = tmp_path_factory.mktemp('onnx') / 'faster_rcnn.onnx'
     return _export(faster_rcnn_coco_run, detection_data, out, '--shape', '160', '160',
-                   '--batch-size', '2')
+                   '--batch-size', '2', form='instance')
 
 
 def _spread_heads(run: dict, folder: Path, cls_shift: float, reg_shift: float) -> dict:
@@ -261,7 +289,12 @@ def test_runtime_matches_pytorch_predict(exported, backend, request):
     with torch.no_grad():
         want = [(r.pred_instances.bboxes, r.pred_instances.scores, r.pred_instances.labels)
                 for r in model.predict(inputs, samples, rescale=False)]
-    assert_plain_onnx(onnx.load(str(exported['onnx'])))
+    graph = onnx.load(str(exported['onnx']))
+    assert_plain_onnx(graph)
+    # EAN in the form asked for (Faster R-CNN: --ean-export-form instance; else the default)
+    norms = {'layernorm': 'LayerNormalization', 'instance': 'InstanceNormalization'}
+    ops = {n.op_type for n in _nodes(graph)}
+    assert norms.pop(exported['form']) in ops and ops.isdisjoint(norms.values()), ops
     detector = OnnxDetector(str(exported['onnx']), backend=backend)
     assert detector.classes and detector.classes == tuple(model.classes)  # the metadata read
     got = detections_to_list(*detector(inputs))

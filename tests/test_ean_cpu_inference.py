@@ -4,18 +4,12 @@ inference path of EAN blocks that uses it."""
 import pytest
 import torch
 from test_ean import ean_reference
+from test_ean_kernels import randomized
 
 from ean_mm.models import EAN
 from ean_mm.models.layers import ean_ops
 
 pytestmark = pytest.mark.skipif(not ean_ops.cpp_available(), reason='ean_mm._C not built')
-
-
-def randomized(layer: EAN) -> EAN:
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.copy_(torch.randn_like(p))
-    return layer
 
 
 def folded_reference(layer: EAN, x: torch.Tensor, a: torch.Tensor, b: torch.Tensor):

@@ -1,6 +1,7 @@
 """Params and FLOPs: mmengine's ``FlopAnalyzer``, one multiply-add = 1 FLOP. Under its jit trace
-EAN runs its export form (an instance norm, Sigmoid, Mul), counted as mmengine counts a norm
-with affine (5 FLOPs an element, like the GroupNorm of the reference path)."""
+EAN runs its ``'instance'`` export form (an instance norm, Sigmoid, Mul: :data:`.ean.TRACE_FORM`),
+whatever its form for files, counted as mmengine counts a norm with affine (5 FLOPs an element,
+like the GroupNorm of the reference path)."""
 import logging
 import warnings
 from typing import Optional, Tuple

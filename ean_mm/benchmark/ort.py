@@ -6,7 +6,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..models import EAN
+from ..models import EAN, ean_export_form
 from ..models.layers.ean_export import EXPORT_FORMS
 from ..utils import InputError
 from .result import Result
@@ -22,11 +22,7 @@ def export_bench(bench: Bench, path: str, form: Optional[str] = None) -> None:
     ``form`` (``None``: :attr:`.EAN.export_form`)."""
     from ..deploy import export_onnx
     model = bench.model.eval()
-    layers = [m for m in model.modules() if isinstance(m, EAN)]
-    saved = [m.export_form for m in layers]
-    for m in layers:
-        m.export_form = form or m.export_form
-    try:
+    with ean_export_form(model, form):
         if bench.spec.kind == 'detector':
             export_onnx(model, path, tuple(bench.inputs.shape[-2:]), bench.inputs.shape[0])
         else:
@@ -34,9 +30,6 @@ def export_bench(bench: Bench, path: str, form: Optional[str] = None) -> None:
             with torch.no_grad():
                 torch.onnx.export(ModelCall(model, lambda m, t: m(t, mode='tensor')),
                                   (bench.inputs.cpu(), ), path, dynamo=False)
-    finally:
-        for m, f in zip(layers, saved):
-            m.export_form = f
 
 
 def runtime_key(runtime: str, form: Optional[str] = None) -> str:
@@ -47,13 +40,16 @@ def runtime_key(runtime: str, form: Optional[str] = None) -> str:
 
 def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmup: int,
                      rounds: int, iters: int, threads: Optional[int], runtimes: Sequence[str],
-                     forms: Optional[Sequence[str]] = None) -> None:
+                     forms: Optional[Sequence[str]] = None, profile: int = 0) -> None:
     """Append one batch time per round and runtime to each model's ``runtime_s``; EAN models
-    once per export form of ``forms`` (``None``: the default one)."""
+    once per export form of ``forms`` (``None``: the default one). With ``profile``, then that
+    many batches in a new session with the runtime's own profiler, after ``warmup`` more:
+    operator types' times into ``runtime_profile`` (:meth:`.RuntimeSession.op_times`)."""
     from ..deploy import end2end_detector, runtime_session
     family = benches[0].spec.family
     forms = list(forms or [EXPORT_FORMS[0]])
     runs: List[Tuple[Bench, str, Callable[[], object]]] = []
+    files: List[Tuple[Bench, str, str, str, dict]] = []  # bench, key, path, runtime, feed
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(benches):
             if bench.spec.kind == 'detector':
@@ -74,6 +70,7 @@ def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmu
                     feed = {session.input_names[0]: feed_x}
                     runs.append((bench, runtime_key(runtime, form),
                                  lambda s=session, f=feed: s.run(f)))
+                    files.append((bench, runtime_key(runtime, form), path, runtime, feed))
         for bench, _, run in runs:
             for _ in range(warmup):
                 run()
@@ -84,3 +81,9 @@ def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmu
                 results[bench.spec.name].runtime_s.setdefault(key, []).append(t)
                 parts.append(f'{bench.spec.name} {key} {t * 1e3:.0f}')
             log(f'[{family}] runtimes round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')
+        for bench, key, path, runtime, feed in (files if profile else []):
+            log(f'[profile] {bench.spec.label} {key} x{profile}')
+            session = runtime_session(path, runtime, threads, profile=True)
+            for _ in range(warmup + profile):
+                session.run(feed)
+            results[bench.spec.name].runtime_profile[key] = session.op_times(skip=warmup)

@@ -1,7 +1,7 @@
 """``torch.profiler`` of a model's inference batches and training steps, self time per
 category (EAN, conv, batchnorm, relu, optimizer, other)."""
 import os.path as osp
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 from .runtime import log
 from .workload import Bench
@@ -44,9 +44,10 @@ def profile_breakdown(events, device: bool = False) -> Dict[str, float]:
     return totals
 
 
-def profile(bench: Bench, iterations: int, out_dir: str, name: str
-            ) -> Dict[str, Dict[str, float]]:
-    """``iterations`` inference batches and training steps under ``torch.profiler``: the top-op
+def profile(bench: Bench, iterations: int, out_dir: str, name: str,
+            modes: Tuple[str, ...] = ('infer', 'train')) -> Dict[str, Dict[str, float]]:
+    """``iterations`` inference batches and training steps (of ``modes``) under
+    ``torch.profiler``: the top-op
     tables go to ``<out_dir>/<name>_profile_<model>_<mode>.txt``; returns ms per iteration by
     category for each mode (self CPU time on CPU, self device time on CUDA)."""
     from torch.profiler import ProfilerActivity
@@ -55,7 +56,8 @@ def profile(bench: Bench, iterations: int, out_dir: str, name: str
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     sort = 'self_device_time_total' if cuda else 'self_cpu_time_total'
     out = {}
-    for mode, fn in (('infer', bench.infer), ('train', bench.train_step)):
+    for mode in modes:
+        fn = bench.infer if mode == 'infer' else bench.train_step
         log(f'[profile] {bench.spec.label} {mode} x{iterations}')
         with torch_profile(activities=activities) as prof:
             for _ in range(iterations):

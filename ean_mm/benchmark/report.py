@@ -1,7 +1,7 @@
 """Rows of results and their reports: variant / plain-twin ratios (the median over rounds of
 the same-round ratio), the markdown tables, the targets and the method."""
 import statistics
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -17,9 +17,9 @@ __all__ = ['METHOD', 'TABLE_COLUMNS', 'TARGETS', 'summarize', 'markdown', 'targe
 
 METHOD = """\
 * Params: all parameters. FLOPs: mmengine `FlopAnalyzer`, one image, one multiply-add = 1 FLOP,
-  elementwise ops (sigmoid, products, adds) not counted; EAN traces as its export form, whose
-  instance norm is counted like the GroupNorm of its reference path (5 FLOPs/element, mmengine's
-  norm rule).
+  elementwise ops (sigmoid, products, adds) not counted; EAN traces as its `instance` export
+  form, whose instance norm is counted like the GroupNorm of its reference path (5
+  FLOPs/element, mmengine's norm rule), whatever its form for ONNX files.
 * Before any timing, every BatchNorm's running statistics are those of one training-mode
   forward pass of the model's batch (random weights with the initial statistics give
   activations that grow layer after layer, another regime than a trained network's).
@@ -100,7 +100,8 @@ def summarize(results: Dict[str, Result]) -> List[dict]:
                    ean_layers=res.ean_layers, peak_mb=res.memory.get('peak_mb'),
                    state_mb=res.memory.get('state_mb'), rounds=len(res.infer_s),
                    profile=res.profile, runtimes=_runtime_rows(res, twin),
-                   infer_s=res.infer_s, train_s=res.train_s, runtime_s=res.runtime_s)
+                   infer_s=res.infer_s, train_s=res.train_s, runtime_s=res.runtime_s,
+                   infer_faults=res.median('infer_faults'), runtime_profile=res.runtime_profile)
         med = res.median('infer_s')
         row['img_s'] = res.batch_size / med if med else None
         if twin is not None:
@@ -177,6 +178,11 @@ def markdown(rows: List[dict], opts: Options, info: Dict[str, str], command: str
             'brackets. "paper ratio" is the latency ratio implied by the paper\'s FPS column '
             '(plain FPS / variant FPS). Paper columns: EAN paper (Li, Li & Wen, AAAI 2024), '
             'Table 3, ImageNet-1K classifiers at 224x224 (hardware not stated there).']
+    faulting = [row for row in rows if row.get('infer_faults') is not None]
+    if faulting:
+        out += ['', 'Minor page faults per inference batch (median over rounds; fresh pages the '
+                'allocator took from the kernel, each zeroed on first touch): ' + ', '.join(
+                    f"{row['label']} {row['infer_faults']:,.0f}" for row in faulting) + '.']
     if any(r['flops_note'] for r in rows):
         out += ['', '\\* ' + '; '.join(sorted({f"{r['label']}: {r['flops_note']}"
                                                 for r in rows if r['flops_note']}))]
@@ -186,8 +192,17 @@ def markdown(rows: List[dict], opts: Options, info: Dict[str, str], command: str
         out += runtime_lines(rows)
     if any(row.get('profile') for row in rows):
         out += profile_lines(rows, opts)
+    if any(row.get('runtime_profile') for row in rows):
+        out += runtime_profile_lines(rows, opts)
     out += ['## Method', '', METHOD]
     return '\n'.join(out) + '\n'
+
+
+def _runtime_and_form(key: str, row: dict) -> Tuple[str, str]:
+    """A runtime entry's key (``runtime`` or ``runtime:form``) as (runtime, form label): an EAN
+    model's unnamed form is ``default``, a model without EAN has none (``-``)."""
+    runtime, _, form = key.partition(':')
+    return runtime, form or ('default' if row.get('ean_layers') else '-')
 
 
 def _cell(entry: dict) -> str:
@@ -210,8 +225,7 @@ def runtime_lines(rows: List[dict]) -> List[str]:
     checks = []
     for row in rows:
         for key, entry in row.get('runtimes', {}).items():
-            runtime, _, form = key.partition(':')
-            form = form or ('default' if row['ean_layers'] else '-')
+            runtime, form = _runtime_and_form(key, row)
             out.append(f"| {row['label']} | {row['batch']} | {RUNTIME_LABELS[runtime]} | "
                        f"{form} | {_f(entry['ms'], '.1f')} | {_cell(entry)} | "
                        f"{_f(row['infer_ms'], '.1f')} | {_ratio_cell(row, 'infer_ratio')} |")
@@ -239,6 +253,34 @@ def profile_lines(rows: List[dict], opts: Options) -> List[str]:
         for mode, cat_ms in (row.get('profile') or {}).items():
             out.append(f"| {row['label']} | {mode} | " + ' | '.join(
                 f'{cat_ms[c]:.1f}' for c in cats) + f' | {sum(cat_ms.values()):.1f} |')
+    return out + ['']
+
+
+def runtime_profile_lines(rows: List[dict], opts: Options) -> List[str]:
+    """The exported models' profiles: per variant and runtime, each operator type's nodes and ms
+    per batch beside its plain twin's (the runtime's own profiler)."""
+    out = ['## Runtime profiles (each runtime\'s own per-node times, ms per batch)', '',
+           f'{opts.profile} batch(es) per exported model after {opts.warmup} more, in a new '
+           'session with the runtime\'s profiler on (onnxruntime `enable_profiling`, OpenVINO '
+           '`PERF_COUNT`), summed by operator type (OpenVINO\'s after its own fusions).', '',
+           '| model | runtime | operator type | nodes | ms/batch | plain twin nodes | plain twin '
+           'ms/batch |', '|' + '---|' * 7]
+    by_name = {row['name']: row for row in rows}
+    for row in rows:
+        if row['twin'] is None:
+            continue
+        for key, ops in (row.get('runtime_profile') or {}).items():
+            runtime, form = _runtime_and_form(key, row)
+            plain = by_name.get(row['twin'], {}).get('runtime_profile', {}).get(runtime, {})
+            label = RUNTIME_LABELS[runtime] + ('' if form in ('default', '-') else f' ({form})')
+            for op in list(ops) + [op for op in plain if op not in ops]:
+                ms, nodes = ops.get(op, (0.0, 0))
+                twin_ms, twin_nodes = plain.get(op, (0.0, 0))
+                out.append(f"| {row['label']} | {label} | {op} | {nodes:.0f} | {ms:.1f} | "
+                           f"{twin_nodes:.0f} | {twin_ms:.1f} |")
+            total, twin_total = (sum(ms for ms, _ in p.values()) for p in (ops, plain))
+            out.append(f"| {row['label']} | {label} | **all** | | **{total:.1f}** | | "
+                       f"**{twin_total:.1f}** |")
     return out + ['']
 
 
@@ -293,12 +335,11 @@ def summary_markdown(all_rows: Dict[str, List[dict]], opts: Options, command: st
         out += ['', '| setting | model | runtime | export form | ratio | ms/batch '
                 '| plain ms/batch |', '|' + '---|' * 7]
         for label, row, key, entry in deployed:
-            runtime, _, form = key.partition(':')
+            runtime, form = _runtime_and_form(key, row)
             twin = next((r for r in all_rows[label] if r['name'] == row['twin']), {})
             plain = twin.get('runtimes', {}).get(runtime, {}).get('ms')
-            out.append(f"| {label} | {row['label']} | {RUNTIME_LABELS[runtime]} | "
-                       f"{form or 'default'} | {_cell(entry)} | {_f(entry['ms'], '.1f')} | "
-                       f"{_f(plain, '.1f')} |")
+            out.append(f"| {label} | {row['label']} | {RUNTIME_LABELS[runtime]} | {form} | "
+                       f"{_cell(entry)} | {_f(entry['ms'], '.1f')} | {_f(plain, '.1f')} |")
     out += ['', '## Targets', '']
     for label, rows in all_rows.items():
         out += [f'{label}:'] + target_lines(rows) + ['']

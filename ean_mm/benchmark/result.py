@@ -1,7 +1,7 @@
 """The measurements of one model."""
 import statistics
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .twins import ModelSpec
 
@@ -18,11 +18,16 @@ class Result:
     flops_note: str = ''
     infer_s: List[float] = field(default_factory=list)
     train_s: List[float] = field(default_factory=list)
+    #: Minor page faults per inference batch, one value per round (CPU).
+    infer_faults: List[float] = field(default_factory=list)
     memory: dict = field(default_factory=dict)
     ean_layers: int = 0
     profile: dict = field(default_factory=dict)
     #: Exported-model batch times per runtime (and EAN export form): :func:`.runtime_key`.
     runtime_s: Dict[str, List[float]] = field(default_factory=dict)
+    #: Per runtime key: ``{operator type: (ms per batch, nodes per batch)}`` (the runtime's
+    #: own profiler).
+    runtime_profile: Dict[str, Dict[str, Tuple[float, float]]] = field(default_factory=dict)
 
     def median(self, key: str) -> Optional[float]:
         """Median of the series ``key`` (``None`` if empty)."""

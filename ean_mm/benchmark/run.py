@@ -51,11 +51,11 @@ def measure_family(specs: List[ModelSpec], opts: Options, device: torch.device,
         for bench in benches:
             if bench.spec.attention in ('plain', 'EAN'):
                 results[bench.spec.name].profile = profile(bench, opts.profile, opts.out_dir,
-                                                           opts.name)
+                                                           opts.name, modes)
     runtimes = [r for r in ('onnxruntime', 'openvino') if getattr(opts, r)]
     if runtimes:
         measure_runtimes(benches, results, opts.warmup, opts.rounds, opts.iters, opts.threads,
-                         runtimes, opts.export_forms)
+                         runtimes, opts.export_forms, opts.profile)
 
 
 def run_setting(specs: List[ModelSpec], opts: Options, name: str, command: str) -> List[dict]:

@@ -3,12 +3,13 @@ lines on stderr."""
 import datetime
 import os
 import platform
+import resource
 import sys
 from typing import Dict, Optional
 
 import torch
 
-__all__ = ['setup_runtime', 'machine_info', 'runtime_versions', 'log']
+__all__ = ['setup_runtime', 'machine_info', 'runtime_versions', 'minor_faults', 'log']
 
 
 def setup_runtime(device: str, threads: Optional[int]) -> None:
@@ -49,6 +50,12 @@ def machine_info(device: torch.device) -> Dict[str, str]:
     }
     if device.type == 'cuda':
         info['device'] = f'cuda: {torch.cuda.get_device_name(device)}'
+    # glibc's malloc returns large blocks to the kernel, which then faults fresh pages in: its
+    # settings change CPU inference times (docs/speed_and_memory.md)
+    allocator = {k: v for k, v in os.environ.items()
+                 if k.startswith('MALLOC_') or k == 'LD_PRELOAD'}
+    info['allocator'] = (', '.join(f'{k}={v}' for k, v in sorted(allocator.items()))
+                         or 'the C library\'s defaults')
     try:
         info['load average (start)'] = ', '.join(f'{v:.2f}' for v in os.getloadavg())
     except OSError:
@@ -66,6 +73,12 @@ def runtime_versions(opts) -> Dict[str, str]:
         import openvino
         out['openvino'] = openvino.__version__
     return out
+
+
+def minor_faults() -> int:
+    """Minor page faults of this process so far (``getrusage``): each maps a fresh, zeroed page
+    into memory the process touches for the first time."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def log(msg: str) -> None:

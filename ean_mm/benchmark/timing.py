@@ -3,7 +3,7 @@ first), so that slow phases of a shared machine hit both sides of a ratio."""
 from typing import Dict, List, Sequence, Tuple
 
 from .result import Result
-from .runtime import log
+from .runtime import log, minor_faults
 from .workload import Bench
 
 __all__ = ['MODES', 'warm_up', 'interleaved_rounds']
@@ -27,13 +27,18 @@ def warm_up(benches: Sequence[Bench], iterations: int, modes: Tuple[str, ...] = 
 def interleaved_rounds(benches: Sequence[Bench], results: Dict[str, Result], rounds: int,
                        iters: int, modes: Tuple[str, ...] = MODES) -> None:
     """Append one inference and one training time (of ``modes``) per round to each model's
-    ``infer_s`` and ``train_s`` (seconds, the mean of ``iters`` calls)."""
+    ``infer_s`` and ``train_s`` (seconds, the mean of ``iters`` calls), and on CPU the minor
+    page faults of an inference batch to ``infer_faults``."""
     for r in range(rounds):
         parts: List[str] = []
         for mode in modes:
             for bench in benches:
                 fn = bench.infer if mode == 'infer' else bench.train_step
+                faults = minor_faults()
                 t = bench.timed(fn, iters)
-                getattr(results[bench.spec.name], f'{mode}_s').append(t)
+                result = results[bench.spec.name]
+                getattr(result, f'{mode}_s').append(t)
+                if mode == 'infer' and bench.device.type == 'cpu':
+                    result.infer_faults.append((minor_faults() - faults) / iters)
                 parts.append(f'{bench.spec.name} {mode} {t * 1e3:.0f}')
         log(f'[{benches[0].spec.family}] round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')

@@ -2,7 +2,10 @@
 (:class:`RuntimeSession`); :class:`OnnxDetector` feeds it batches of the data preprocessor's
 output, padded to the file's input size as the preprocessor pads (zeros after normalisation,
 bottom and right)."""
+import collections
 import json
+import os
+import tempfile
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
@@ -19,8 +22,9 @@ RUNTIMES = ('onnxruntime', 'openvino')
 Dim = Union[int, str, None]  # a fixed size, or a named / unknown (dynamic) one
 
 
-def onnx_session(path: str, threads: Optional[int] = None):
-    """An onnxruntime CPU session of ``path`` (``threads``: intra-op threads, default its own)."""
+def onnx_session(path: str, threads: Optional[int] = None, profile: bool = False):
+    """An onnxruntime CPU session of ``path`` (``threads``: intra-op threads, default its own;
+    ``profile``: onnxruntime's profiler on)."""
     try:
         import onnxruntime
     except ImportError:
@@ -28,6 +32,9 @@ def onnx_session(path: str, threads: Optional[int] = None):
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    if profile:  # a trace file, written when the profile ends (op_times reads and removes it)
+        options.enable_profiling = True
+        options.profile_file_prefix = os.path.join(tempfile.gettempdir(), 'ean_mm_onnxruntime')
     try:
         return onnxruntime.InferenceSession(path, options, providers=['CPUExecutionProvider'])
     except Exception as err:  # onnxruntime raises its own types for unreadable files
@@ -48,12 +55,25 @@ class RuntimeSession:
     def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
         raise NotImplementedError
 
+    def op_times(self, skip: int = 0) -> Dict[str, Tuple[float, float]]:
+        """The runtime's own per-node times (a session made with ``profile=True``), summed by
+        operator type over the runs after the first ``skip``: ``{op type: (ms per run, nodes per
+        run)}``. Ends the profile: once per session."""
+        raise NotImplementedError
+
+
+def _per_run(totals: Dict[str, List[float]], runs: int) -> Dict[str, Tuple[float, float]]:
+    if runs <= 0:
+        raise InputError('no profiled run after the skipped ones: run the session more often')
+    return {op: (ms / runs, nodes / runs) for op, (ms, nodes) in
+            sorted(totals.items(), key=lambda item: -item[1][0])}
+
 
 class _OnnxRuntimeSession(RuntimeSession):
     backend = 'onnxruntime'
 
-    def __init__(self, path: str, threads: Optional[int]) -> None:
-        self.session = onnx_session(path, threads)
+    def __init__(self, path: str, threads: Optional[int], profile: bool = False) -> None:
+        self.session = onnx_session(path, threads, profile)
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_shapes = [tuple(i.shape) for i in self.session.get_inputs()]
@@ -62,13 +82,31 @@ class _OnnxRuntimeSession(RuntimeSession):
     def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
         return self.session.run(self.output_names, feed)
 
+    def op_times(self, skip: int = 0) -> Dict[str, Tuple[float, float]]:
+        # onnxruntime's trace (Chrome format, us): one 'model_run' event per run, one
+        # '<node>_kernel_time' event per node run, with the node's operator type in its args
+        trace_path = self.session.end_profiling()
+        if not trace_path:
+            raise InputError('this onnxruntime session was not made with profile=True')
+        with open(trace_path) as f:
+            events = json.load(f)
+        os.remove(trace_path)
+        starts = sorted(e['ts'] for e in events if e.get('name') == 'model_run')
+        first = starts[skip] if skip < len(starts) else float('inf')
+        totals: Dict[str, List[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+        for e in events:
+            if e.get('cat') == 'Node' and e['name'].endswith('_kernel_time') and e['ts'] >= first:
+                totals[e['args']['op_name']][0] += e['dur'] / 1e3
+                totals[e['args']['op_name']][1] += 1
+        return _per_run(totals, len(starts) - skip)
+
 
 class _OpenVINOSession(RuntimeSession):
     """OpenVINO's CPU plugin, float32 arithmetic (``INFERENCE_PRECISION_HINT``: CPUs with bf16
     units would otherwise run in bf16), latency hint (one request at a time)."""
     backend = 'openvino'
 
-    def __init__(self, path: str, threads: Optional[int]) -> None:
+    def __init__(self, path: str, threads: Optional[int], profile: bool = False) -> None:
         try:
             import openvino
         except ImportError:
@@ -77,6 +115,9 @@ class _OpenVINOSession(RuntimeSession):
         config = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32'}
         if threads:
             config['INFERENCE_NUM_THREADS'] = threads
+        if profile:
+            config['PERF_COUNT'] = 'YES'
+        self._profiles: Optional[List[Dict[str, List[float]]]] = [] if profile else None
         try:
             model = core.read_model(path)
             self.compiled = core.compile_model(model, 'CPU', config)
@@ -91,8 +132,26 @@ class _OpenVINOSession(RuntimeSession):
 
     def run(self, feed: Dict[str, np.ndarray]) -> List[np.ndarray]:
         self.request.infer(feed)
+        if self._profiles is not None:  # OpenVINO's counters hold the last run only
+            run: Dict[str, List[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+            for node in self.request.get_profiling_info():
+                if node.status == node.Status.EXECUTED:
+                    run[node.node_type][0] += node.real_time.total_seconds() * 1e3
+                    run[node.node_type][1] += 1
+            self._profiles.append(run)
         return [self.request.get_output_tensor(i).data.copy()
                 for i in range(len(self.output_names))]
+
+    def op_times(self, skip: int = 0) -> Dict[str, Tuple[float, float]]:
+        if self._profiles is None:
+            raise InputError('this OpenVINO session was not made with profile=True')
+        totals: Dict[str, List[float]] = collections.defaultdict(lambda: [0.0, 0.0])
+        for run in self._profiles[skip:]:
+            for op, (ms, nodes) in run.items():
+                totals[op][0] += ms
+                totals[op][1] += nodes
+        runs, self._profiles = len(self._profiles) - skip, None
+        return _per_run(totals, runs)
 
 
 def _onnx_metadata(path: str) -> Dict[str, str]:
@@ -105,14 +164,15 @@ def _onnx_metadata(path: str) -> Dict[str, str]:
     return {p.key: p.value for p in proto.metadata_props}
 
 
-def runtime_session(path: str, backend: str = 'onnxruntime',
-                    threads: Optional[int] = None) -> RuntimeSession:
+def runtime_session(path: str, backend: str = 'onnxruntime', threads: Optional[int] = None,
+                    profile: bool = False) -> RuntimeSession:
     """``path`` compiled by ``backend`` (one of :data:`RUNTIMES`) for the CPU, ``threads``
-    intra-op threads (default: the runtime's own)."""
+    intra-op threads (default: the runtime's own), ``profile``: the runtime's own per-node
+    timing on (:meth:`RuntimeSession.op_times`)."""
     if backend not in RUNTIMES:
         raise InputError(f'ONNX backend must be one of {RUNTIMES}, got {backend!r}')
-    return (_OnnxRuntimeSession if backend == 'onnxruntime' else _OpenVINOSession)(path,
-                                                                                   threads)
+    return (_OnnxRuntimeSession if backend == 'onnxruntime' else _OpenVINOSession)(
+        path, threads, profile)
 
 
 class OnnxDetector:

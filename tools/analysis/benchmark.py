@@ -8,7 +8,9 @@
     python tools/analysis/benchmark.py --models ean-r50 ean-mx --onnxruntime --openvino \\
         --no-train --no-memory                                # deployment cost
     python tools/analysis/benchmark.py --models ean-r50 --onnxruntime --openvino \\
-        --export-forms instance grouped moments centered      # EAN's ONNX forms compared
+        --export-forms layernorm instance grouped moments centered   # EAN's ONNX forms compared
+    python tools/analysis/benchmark.py --models ean-r50 --threads 1 --onnxruntime --openvino \
+        --no-train --profile 5                                # + the runtimes' own profiles
 
 Every attention variant runs in the same invocation as its plain twin, interleaved round by
 round; medians and variant / plain ratios go into a markdown table (beside the paper's Table 3
@@ -83,7 +85,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         f'{EXPORT_FORMS[0]} only)')
     parser.add_argument('--profile', type=int, default=Options.profile, metavar='N',
                         help='also torch.profiler N inference batches and N training steps of '
-                        'every plain and EAN model; tables under out-dir')
+                        'every plain and EAN model (tables under out-dir); with --onnxruntime / '
+                        '--openvino, N batches of every exported model under the runtime\'s own '
+                        'profiler (times by operator type in the report)')
     parser.add_argument('--out-dir', default=Options.out_dir)
     parser.add_argument('--name', default=None,
                         help='file stem of the outputs (default: <ean-impl>)')

@@ -1,14 +1,17 @@
 """Export a trained detector to ONNX, box decoding and NMS included (mmdeploy's end2end outputs).
 
     python tools/deployment/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--shape H W]
-        [--batch-size N] [--dynamic-batch] [--opset 18] [--cfg-options k=v ...]
+        [--batch-size N] [--dynamic-batch] [--opset 18] [--ean-export-form FORM]
+        [--cfg-options k=v ...]
 
 Input ``input``: float32 N x 3 x H x W, the batch the config's data preprocessor makes (resized,
 normalised, padded). Outputs ``dets`` (N, K, 5: x1, y1, x2, y2, score in input pixels) and
 ``labels`` (N, K); rows past an image's detections are zeros with label -1. Score threshold,
 NMS IoU and K come from the config's ``test_cfg``. ``--shape`` defaults to the test pipeline's
 resize scale padded as the preprocessor pads (800 x 1344 for Faster R-CNN, 320 x 320 for
-SSDLite320). Faster R-CNN and SSD(Lite) detectors, EAN or not.
+SSDLite320). Faster R-CNN, SSD(Lite), RetinaNet and RTMDet detectors, EAN or not (Mask and
+Cascade R-CNN are refused, naming what is supported). EAN layers are written in their export
+form (``--ean-export-form``, default ``EAN.export_form``; docs/deploy.md compares them).
 """
 import argparse
 import os.path as osp
@@ -21,6 +24,8 @@ from mmengine.config import DictAction
 import ean_mm  # noqa: F401  (registers ean_mm's components and the checkpoint allow-list)
 from ean_mm.apis import init_model
 from ean_mm.deploy import OnnxDetector, check_input_shape, export_onnx, input_shape_of
+from ean_mm.models import EAN, ean_export_form
+from ean_mm.models.layers.ean_export import EXPORT_FORMS
 from ean_mm.utils import InputError, exit_on_input_error
 
 
@@ -35,6 +40,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--dynamic-batch', action='store_true',
                         help='any batch size at run time (the input\'s first axis is "batch")')
     parser.add_argument('--opset', type=int, default=18, help='ONNX opset (18 or newer)')
+    parser.add_argument('--ean-export-form', choices=EXPORT_FORMS,
+                        help=f'standard-ONNX form of the EAN layers (default {EAN.export_form})')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, key=value (as tools/test.py)')
     return parser.parse_args(argv)
@@ -56,7 +63,8 @@ def main(argv: Optional[Sequence[str]] = None) -> str:
     print(f'[export] {type(detector).__name__} of {args.config}, input {args.batch_size}x3x'
           f'{shape[0]}x{shape[1]}' + (' (dynamic batch)' if args.dynamic_batch else ''),
           flush=True)
-    export_onnx(detector, args.out, shape, args.batch_size, args.dynamic_batch, args.opset)
+    with ean_export_form(detector, args.ean_export_form):
+        export_onnx(detector, args.out, shape, args.batch_size, args.dynamic_batch, args.opset)
     runtime = OnnxDetector(args.out)
     dets, labels = runtime(torch.zeros(args.batch_size, 3, *shape))
     print(f'[export] wrote {args.out} ({osp.getsize(args.out) / 2**20:.1f} MiB, opset '

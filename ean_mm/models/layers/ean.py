@@ -1,5 +1,6 @@
 """EAN: Efficient Attention module guided by Normalization (Li, Li & Wen, AAAI 2024)."""
-from typing import Literal, Optional, Tuple
+import contextlib
+from typing import Iterator, Literal, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -15,6 +16,8 @@ from .ean_ops import BACKENDS, ean_backward, ean_forward, resolve_backend
 #: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
 #: ``torch``) and the equations (``reference``).
 IMPLEMENTATIONS = BACKENDS + ('reference', )
+#: The export form a jit trace that is not an ONNX export sees (FLOP counters).
+TRACE_FORM = 'instance'
 
 
 @MODELS.register_module()
@@ -58,7 +61,8 @@ class EAN(nn.Module):
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
     #: The ONNX form :meth:`forward_for_export` writes, one of :data:`.ean_export.EXPORT_FORMS`
-    #: (the fastest measured in onnxruntime and OpenVINO, docs/deploy.md).
+    #: (the fastest measured in OpenVINO, within the rounds' spread of the best in onnxruntime:
+    #: docs/deploy.md).
     export_form: str = EXPORT_FORMS[0]
 
     def __init__(self,
@@ -159,21 +163,25 @@ class EAN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
-            # ONNX has no EAN kernel; a jit trace (mmengine's FLOP counter) sees its aten ops
+        if torch.onnx.is_in_onnx_export():  # ONNX has no EAN kernel
             return self.forward_for_export(x)
+        if torch.jit.is_tracing():
+            # mmengine's FLOP counter traces: the form whose norm it counts with its affine
+            # step (5 FLOPs an element, as the reference path's GroupNorm), whatever the file's
+            return self.forward_for_export(x, TRACE_FORM)
         if self.implementation in BACKENDS:
             ag, sh0 = (self._kernel_vectors_for(x) if torch.is_grad_enabled() else
                        self._inference_vectors(x))
             return ean_forward(x, ag, sh0, self.gn.eps, backend=self.implementation)[0]
         return x * self.attention(x).to(x.dtype)  # Eqn 9
 
-    def forward_for_export(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_for_export(self, x: torch.Tensor, form: Optional[str] = None) -> torch.Tensor:
         """Eqns 5-9 in standard ONNX operators, Eqns 6-8's affine steps folded into the
         per-channel ``a * gamma`` and ``delta + a * beta`` (``a = alpha * omega``), in the form
-        :attr:`export_form` names (:mod:`.ean_export`)."""
+        ``form`` names (:mod:`.ean_export`; ``None``: :attr:`export_form`)."""
         ag, sh0 = self.kernel_vectors(x.dtype)
-        y = export_form(self.export_form, x.to(ag.dtype), ag, sh0, self.groups, self.gn.eps)
+        y = export_form(form or self.export_form, x.to(ag.dtype), ag, sh0, self.groups,
+                        self.gn.eps)
         return y.to(x.dtype)
 
     def forward_after_norm(self, norm: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -238,6 +246,24 @@ def set_ean_implementation(model: nn.Module, implementation: str) -> int:
     for layer in layers:
         layer.implementation = implementation
     return len(layers)
+
+
+@contextlib.contextmanager
+def ean_export_form(model: nn.Module, form: Optional[str]) -> Iterator[int]:
+    """Every :class:`EAN` in ``model`` writes export form ``form`` (one of
+    :data:`.ean_export.EXPORT_FORMS`; ``None``: unchanged) inside the block, its own form
+    after it; yields how many there are."""
+    if form is not None and form not in EXPORT_FORMS:
+        raise ValueError(f'EAN export form must be one of {EXPORT_FORMS}, got {form!r}')
+    layers = [m for m in model.modules() if isinstance(m, EAN)]
+    saved = [m.export_form for m in layers]
+    try:
+        for m in layers:
+            m.export_form = form or m.export_form
+        yield len(layers)
+    finally:
+        for m, f in zip(layers, saved):
+            m.export_form = f
 
 
 def _frozen_affine(weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,

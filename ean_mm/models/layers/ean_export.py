@@ -75,7 +75,7 @@ _FORMS: Dict[str, Callable[[Tensor, Tensor, Tensor, int, float], Tensor]] = {
     'grouped': _grouped, 'instance': _instance, 'moments': _moments, 'centered': _centered,
     'layernorm': _layernorm}
 #: The names of the forms, the default (:data:`.EAN.export_form`) first.
-EXPORT_FORMS = ('instance', 'grouped', 'moments', 'centered', 'layernorm')
+EXPORT_FORMS = ('layernorm', 'instance', 'grouped', 'moments', 'centered')
 
 
 def export_form(form: str, x: Tensor, ag: Tensor, sh0: Tensor, groups: int,
