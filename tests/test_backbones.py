@@ -64,6 +64,42 @@ def test_ean_sits_after_last_norm_before_residual_add():
         assert torch.equal(block(x), want)
 
 
+@pytest.mark.parametrize('depth', [18, 50])
+def test_residual_add_in_place_unless_hooks_hold_the_output(depth):
+    net = EANResNet(depth=depth)
+    randomize_(net)
+    net.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        plain_run = net(x)
+    # a hook holding EAN's output (GradCAM's activations) keeps it as EAN returned it, and the
+    # network's outputs are the same bit for bit
+    held = []
+    handles = [m.register_forward_hook(lambda m, i, out: held.append((out, out.clone())))
+               for m in net.modules() if isinstance(m, EAN)]
+    with torch.no_grad():
+        hooked_run = net(x)
+    for h in handles:
+        h.remove()
+    assert len(held) == {18: 8, 50: 16}[depth]
+    assert all(torch.equal(out, copy) for out, copy in held)
+    assert all(torch.equal(a, b) for a, b in zip(plain_run, hooked_run))
+
+
+def test_add_identity_writes_into_the_output_only_without_hooks():
+    from ean_mm.models.layers import add_identity
+    layer = EAN(64)
+    out, identity = torch.randn(1, 64, 4, 4), torch.randn(1, 64, 4, 4)
+    want = out + identity
+    first = out.clone()
+    assert add_identity(first, identity, layer) is first and torch.equal(first, want)
+    handle = layer.register_forward_hook(lambda *args: None)
+    second = out.clone()
+    result = add_identity(second, identity, layer)
+    handle.remove()
+    assert result is not second and torch.equal(second, out) and torch.equal(result, want)
+
+
 @pytest.mark.parametrize('depth,channels', [(18, (64, 128, 256, 512)),
                                             (34, (64, 128, 256, 512)),
                                             (50, (256, 512, 1024, 2048)),

@@ -6,7 +6,7 @@ from torch.utils import checkpoint as cp
 
 from ...checkpoint.pretrained import PretrainedLoadingMixin
 from ...registry import MODELS
-from ..layers.attention import (build_attention_layer, norm_and_attention,
+from ..layers.attention import (add_identity, build_attention_layer, norm_and_attention,
                                 resolve_attention_cfg)
 from ..layers.ean_groups import checks_ean_groups
 
@@ -37,13 +37,14 @@ class AttentionBasicBlock(BasicBlock):
             identity = x
             out = self.relu(self.norm1(self.conv1(x)))
             if self.attention_name is not None:
-                out = norm_and_attention(self.norm2, getattr(self, self.attention_name),
-                                         self.conv2(out))
+                last = getattr(self, self.attention_name)
+                out = norm_and_attention(self.norm2, last, self.conv2(out))
             else:
-                out = self.norm2(self.conv2(out))
+                last = self.norm2
+                out = last(self.conv2(out))
             if self.downsample is not None:
                 identity = self.downsample(x)
-            return out + identity
+            return add_identity(out, identity, last)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)
@@ -72,11 +73,13 @@ class AttentionBottleneck(Bottleneck):
             if names:
                 out = norm_and_attention(self.norm3, getattr(self, names[0]), out)
                 out = self.forward_plugin(out, names[1:])
+                last = getattr(self, names[-1])
             else:
-                out = self.norm3(out)
+                last = self.norm3
+                out = last(out)
             if self.downsample is not None:
                 identity = self.downsample(x)
-            return out + identity
+            return add_identity(out, identity, last)
 
         if self.with_cp and x.requires_grad:
             out = cp.checkpoint(_inner_forward, x, use_reentrant=False)

@@ -7,8 +7,10 @@ import torch.nn as nn
 from mmcv.cnn import build_plugin_layer
 
 from ...registry import MODELS, SCOPE
+from .hooks import hooked
 
-__all__ = ['resolve_attention_cfg', 'build_attention_layer', 'norm_and_attention']
+__all__ = ['resolve_attention_cfg', 'build_attention_layer', 'norm_and_attention',
+           'add_identity']
 
 
 def resolve_attention_cfg(cfg: dict) -> dict:
@@ -44,3 +46,14 @@ def norm_and_attention(norm: nn.Module, attention: nn.Module, x: torch.Tensor) -
     BatchNorm2d keeps only ``x`` for backward."""
     after_norm = getattr(attention, 'forward_after_norm', None)
     return after_norm(norm, x) if after_norm is not None else attention(norm(x))
+
+
+def add_identity(out: torch.Tensor, identity: torch.Tensor, producer: nn.Module) -> torch.Tensor:
+    """A residual block's ``out + identity``, written into ``out`` as mmdet's ResNet blocks add
+    (so an EAN block allocates what its plain twin does), unless hooks watch ``producer``, the
+    module that returned ``out``: a hook may hold that tensor (GradCAM's activations), and it
+    keeps its values."""
+    if hooked(producer):
+        return out + identity
+    out += identity
+    return out

@@ -12,6 +12,7 @@ from .ean_omega import omega_weights as _omega_weights
 from .ean_groups import fit_groups
 from .ean_omega import resolve_omega
 from .ean_ops import BACKENDS, ean_backward, ean_forward, resolve_backend
+from .hooks import hooked
 
 #: ``implementation`` values: the kernels of :mod:`.ean_ops` (``auto``, ``cpp``, ``triton``,
 #: ``torch``) and the equations (``reference``).
@@ -197,7 +198,7 @@ class EAN(nn.Module):
         if not (self.implementation in BACKENDS and type(norm) in _BATCH_NORMS and
                 norm.affine and not torch.compiler.is_compiling()
                 and not torch.onnx.is_in_onnx_export() and not torch.jit.is_tracing()
-                and not _hooked(norm, self)):
+                and not hooked(norm, self)):
             return self(norm(x))
         self._check(x)
         # nn.BatchNorm2d.forward's bookkeeping, then its kernel (torch.native_batch_norm)
@@ -222,14 +223,6 @@ class EAN(nn.Module):
     def extra_repr(self) -> str:
         return (f'in_channels={self.in_channels}, groups={self.groups}, '
                 f'omega={self.omega!r}, implementation={self.implementation!r}')
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    """Whether forward or backward hooks watch any of ``modules`` (their own or global ones)."""
-    from torch.nn.modules import module as nn_module
-    kinds = ('forward_hooks', 'forward_pre_hooks', 'backward_hooks', 'backward_pre_hooks')
-    return any(getattr(nn_module, f'_global_{k}', None) for k in kinds) or any(
-        getattr(m, f'_{k}', None) for m in modules for k in kinds)
 
 
 #: Norm classes whose forward is ``nn.BatchNorm2d``'s on 4-d input (:meth:`EAN.forward_after_norm`).
