@@ -29,6 +29,10 @@ Detections = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # boxes, scores, l
 
 
 # ------------------------------------------------------------------ EAN layers
+#: The normalisation operator of the export forms that have one.
+NORM_OPS = {'layernorm': 'LayerNormalization', 'instance': 'InstanceNormalization'}
+
+
 def _nodes(model: onnx.ModelProto) -> list:
     nodes = list(model.graph.node)
     for function in model.functions:  # the dynamo exporter may keep modules as functions
@@ -129,7 +133,7 @@ def test_every_export_form_runs_in_both_runtimes(form, tmp_path):
         model = onnx.load(str(path))
         assert_plain_onnx(model)
         ops = [n.op_type for n in model.graph.node]
-        norm = {'layernorm': 'LayerNormalization', 'instance': 'InstanceNormalization'}.get(form)
+        norm = NORM_OPS.get(form)
         if norm:  # the tensor path has no Reshape (TorchScript's file may reshape parameters)
             assert norm in ops, ops
             assert 'Reshape' not in ops or not dynamo and form == 'layernorm', ops
@@ -292,7 +296,7 @@ def test_runtime_matches_pytorch_predict(exported, backend, request):
     graph = onnx.load(str(exported['onnx']))
     assert_plain_onnx(graph)
     # EAN in the form asked for (Faster R-CNN: --ean-export-form instance; else the default)
-    norms = {'layernorm': 'LayerNormalization', 'instance': 'InstanceNormalization'}
+    norms = dict(NORM_OPS)
     ops = {n.op_type for n in _nodes(graph)}
     assert norms.pop(exported['form']) in ops and ops.isdisjoint(norms.values()), ops
     detector = OnnxDetector(str(exported['onnx']), backend=backend)

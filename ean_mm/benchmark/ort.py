@@ -2,7 +2,7 @@
 interleaved rounds like the PyTorch runs; EAN models optionally in several export forms."""
 import os.path as osp
 import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -12,6 +12,9 @@ from ..utils import InputError
 from .result import Result
 from .runtime import log
 from .workload import Bench, ModelCall
+
+if TYPE_CHECKING:
+    from ..deploy import RuntimeSession
 
 __all__ = ['export_bench', 'runtime_key', 'measure_runtimes']
 
@@ -48,8 +51,8 @@ def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmu
     from ..deploy import end2end_detector, runtime_session
     family = benches[0].spec.family
     forms = list(forms or [EXPORT_FORMS[0]])
-    runs: List[Tuple[Bench, str, Callable[[], object]]] = []
-    files: List[Tuple[Bench, str, str, str, dict]] = []  # bench, key, path, runtime, feed
+    # one entry a file and runtime: bench, runtime key, file, runtime, session, feed
+    exported: List[Tuple[Bench, str, str, str, 'RuntimeSession', dict]] = []
     with tempfile.TemporaryDirectory() as folder:
         for i, bench in enumerate(benches):
             if bench.spec.kind == 'detector':
@@ -67,21 +70,19 @@ def measure_runtimes(benches: Sequence[Bench], results: Dict[str, Result], warmu
                 feed_x = bench.inputs.float().cpu().numpy()
                 for runtime in runtimes:
                     session = runtime_session(path, runtime, threads)
-                    feed = {session.input_names[0]: feed_x}
-                    runs.append((bench, runtime_key(runtime, form),
-                                 lambda s=session, f=feed: s.run(f)))
-                    files.append((bench, runtime_key(runtime, form), path, runtime, feed))
-        for bench, _, run in runs:
+                    exported.append((bench, runtime_key(runtime, form), path, runtime, session,
+                                     {session.input_names[0]: feed_x}))
+        for _, _, _, _, session, feed in exported:
             for _ in range(warmup):
-                run()
+                session.run(feed)
         for r in range(rounds):
             parts = []
-            for bench, key, run in runs:
-                t = bench.timed(run, iters)
+            for bench, key, _, _, session, feed in exported:
+                t = bench.timed(lambda: session.run(feed), iters)
                 results[bench.spec.name].runtime_s.setdefault(key, []).append(t)
                 parts.append(f'{bench.spec.name} {key} {t * 1e3:.0f}')
             log(f'[{family}] runtimes round {r + 1}/{rounds}: ' + ', '.join(parts) + ' ms')
-        for bench, key, path, runtime, feed in (files if profile else []):
+        for bench, key, path, runtime, _, feed in (exported if profile else []):
             log(f'[profile] {bench.spec.label} {key} x{profile}')
             session = runtime_session(path, runtime, threads, profile=True)
             for _ in range(warmup + profile):

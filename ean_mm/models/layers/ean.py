@@ -62,8 +62,8 @@ class EAN(nn.Module):
 
     _abbr_ = 'ean'  # module name given by mmcv's build_plugin_layer: ``layerX.Y.ean``
     #: The ONNX form :meth:`forward_for_export` writes, one of :data:`.ean_export.EXPORT_FORMS`
-    #: (the fastest measured in OpenVINO, within the rounds' spread of the best in onnxruntime:
-    #: docs/deploy.md).
+    #: (the best, or within 0.005 of it, in OpenVINO in every run; in onnxruntime the forms
+    #: differ less than the runs do: docs/deploy.md).
     export_form: str = EXPORT_FORMS[0]
 
     def __init__(self,
